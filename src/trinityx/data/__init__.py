@@ -1,0 +1,1 @@
+"""Data: record types (the only types that cross stage boundaries), readers, formatting, starter set."""
