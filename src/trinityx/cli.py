@@ -1,0 +1,140 @@
+"""Command line: one subcommand per stage, each loading one config dataclass and calling one `run`.
+
+`trinityx <command> --config file.yaml key=value ...`; `trinityx <command> --help` lists every
+config key with its type, default and meaning (read from the dataclass field docstrings).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import inspect
+import logging
+import sys
+import textwrap
+import typing
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+from trinityx import config as C
+
+
+@cache
+def field_docs(cls: type) -> dict[str, str]:
+    """Attribute docstrings (the string literal under a dataclass field), via the class source."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError):
+        return {}
+    docs: dict[str, str] = {}
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    for node, nxt in zip(body, body[1:]):
+        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
+                and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)
+                and isinstance(nxt.value.value, str)):
+            docs[node.target.id] = " ".join(nxt.value.value.split())
+    return docs
+
+
+def describe(cls: type, prefix: str = "") -> list[str]:
+    """One line per config key (nested dataclasses flattened to dotted keys)."""
+    lines = []
+    hints = typing.get_type_hints(cls)
+    docs = field_docs(cls)
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(tp):
+            lines.append(f"  {key}:  ({tp.__name__}) {inspect.getdoc(tp) or ''}".rstrip())
+            lines.extend(describe(tp, key + "."))
+            continue
+        if f.default is not dataclasses.MISSING:
+            default = repr(f.default)
+        elif f.default_factory is not dataclasses.MISSING:
+            default = repr(f.default_factory())
+        else:
+            default = "REQUIRED"
+        tname = tp.__name__ if isinstance(tp, type) else str(tp)
+        tname = tname.replace("typing.", "").replace("trinityx.config.", "")
+        doc = docs.get(f.name, "")
+        lines.append(f"  {key} = {default}  [{tname}]" + (f"\n      {doc}" if doc else ""))
+    return lines
+
+
+def _stage(cls: type, module: str) -> Callable[[argparse.Namespace], Any]:
+    def handler(args: argparse.Namespace) -> Any:
+        import importlib
+
+        cfg = C.load_config(cls, args.config, args.overrides)
+        out = importlib.import_module(f"trinityx.stages.{module}").run(cfg)
+        print(out)
+        return out
+
+    return handler
+
+
+def _demo(args: argparse.Namespace) -> Any:
+    from trinityx.demo import run_demo
+
+    return run_demo(fast=args.fast, workdir=args.workdir)
+
+
+# command -> (config class or None, handler factory, help)
+COMMANDS: dict[str, tuple[type | None, Callable, str]] = {
+    "train-expert": (C.TrainExpertConfig, lambda: _stage(C.TrainExpertConfig, "train_expert"),
+                     "train one LoRA expert (SFT and/or DPO) for one HHH dimension"),
+    "demo": (None, lambda: _demo, "train the three experts on the starter data with SmolLM2 and show"
+             " what they learned"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="trinityx",
+        description="TrinityX: helpful, harmless and honest LoRA experts composed inside the "
+        "transformer by a calibrated router (MoCaE).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Run `trinityx <command> --help` for every config key of a command.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="<command>", required=True)
+    for name, (cls, factory, help_) in COMMANDS.items():
+        if cls is None:
+            p = sub.add_parser(name, help=help_, description=help_)
+            p.add_argument("--fast", action="store_true",
+                           help="tiny random backbone and few steps (a smoke test in seconds)")
+            p.add_argument("--workdir", default="runs/demo", help="where artifacts go")
+        else:
+            keys = "\n".join(describe(cls))
+            p = sub.add_parser(
+                name, help=help_,
+                description=f"{help_}\n\n{inspect.getdoc(cls)}\n\nConfig keys (YAML or key=value):\n"
+                f"{keys}",
+                formatter_class=argparse.RawDescriptionHelpFormatter,
+            )
+            p.add_argument("--config", "-c", help="YAML config file (see configs/)")
+            p.add_argument("overrides", nargs="*", metavar="key=value",
+                           help="dotted overrides, e.g. optim.epochs=3 lora.r=16")
+        p.set_defaults(handler=factory())
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    try:
+        args.handler(args)
+    except (C.ConfigError, FileNotFoundError, ValueError, RuntimeError) as e:
+        print(f"trinityx {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Scoring helpers shared by stages: masked LM loss and batched greedy generation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from trinityx.data.formatting import IGNORE_INDEX, collate, encode_sft, prompt_string
+from trinityx.data.records import Message, SFTExample
+
+
+@torch.no_grad()
+def masked_lm_loss(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    examples: Sequence[SFTExample],
+    batch_size: int = 8,
+    max_length: int = 256,
+) -> float:
+    """Mean next-token NLL over response tokens only (the held-out loss experts are judged by)."""
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    encoded = [encode_sft(tokenizer, ex, max_length) for ex in examples]
+    for i in range(0, len(encoded), batch_size):
+        batch = collate(encoded[i : i + batch_size], tokenizer.pad_token_id)
+        batch = {k: v.to(device) for k, v in batch.items()}
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        shift_logits = logits[:, :-1].float()  # (B, T-1, V)
+        shift_labels = batch["labels"][:, 1:]  # (B, T-1)
+        loss = torch.nn.functional.cross_entropy(
+            shift_logits.reshape(-1, shift_logits.shape[-1]),
+            shift_labels.reshape(-1),
+            ignore_index=IGNORE_INDEX,
+            reduction="sum",
+        )
+        total += loss.item()
+        count += int((shift_labels != IGNORE_INDEX).sum())
+    return total / max(count, 1)
+
+
+@torch.no_grad()
+def generate_greedy(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: Sequence[Sequence[Message]],
+    max_new_tokens: int = 64,
+    batch_size: int = 8,
+    **generate_kwargs,
+) -> list[str]:
+    """Greedy answers for chat prompts, left-padded in batches."""
+    device = next(model.parameters()).device
+    old_side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    outs: list[str] = []
+    try:
+        for i in range(0, len(prompts), batch_size):
+            texts = [prompt_string(tokenizer, p) for p in prompts[i : i + batch_size]]
+            enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+            enc = {k: v.to(device) for k, v in enc.items()}
+            gen = model.generate(
+                **enc,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                pad_token_id=tokenizer.pad_token_id,
+                **generate_kwargs,
+            )
+            new = gen[:, enc["input_ids"].shape[1] :]
+            outs.extend(tokenizer.batch_decode(new, skip_special_tokens=True))
+    finally:
+        tokenizer.padding_side = old_side
+    return [o.strip() for o in outs]

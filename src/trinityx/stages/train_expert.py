@@ -1,0 +1,264 @@
+"""Stage `train-expert`: one PEFT LoRA expert for one HHH dimension, by SFT and/or DPO through TRL.
+
+setup (backbone, data, held-out split) -> train (SFT, then DPO if asked; each phase checkpoints
+into `<output_dir>.partial/` and resumes from there) -> save (a plain PEFT adapter, the resolved
+config, metrics, a loss curve and a manifest, renamed into place atomically).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import shutil
+from pathlib import Path
+
+import torch
+from transformers import set_seed
+
+from trinityx.config import TrainExpertConfig, dump_yaml
+from trinityx.data.formatting import encode_sft
+from trinityx.data.loading import load_sources
+from trinityx.data.records import PreferencePair, SFTExample
+from trinityx.model.artifacts import ArtifactError, atomic_dir, sha256_file, write_json, write_manifest
+from trinityx.model.backbone import bf16_autocast_supported, load_backbone
+from trinityx.model.scoring import generate_greedy, masked_lm_loss
+
+log = logging.getLogger(__name__)
+
+ADAPTER_DIR = "adapter"  # inside the artifact: a standard PEFT adapter folder
+
+
+def _split_heldout(cfg: TrainExpertConfig, records: list) -> tuple[list, list]:
+    heldout = load_sources(cfg, cfg.heldout, dimension=cfg.dimension) if cfg.heldout else []
+    if heldout or cfg.heldout_fraction == 0:
+        return records, heldout
+    rng = random.Random(cfg.seed)
+    idx = list(range(len(records)))
+    rng.shuffle(idx)
+    n = max(1, int(round(len(records) * cfg.heldout_fraction)))
+    held = set(idx[:n])
+    return [r for i, r in enumerate(records) if i not in held], [records[i] for i in sorted(held)]
+
+
+def _as_sft(records: list) -> list[SFTExample]:
+    return [r.as_sft() if isinstance(r, PreferencePair) else r for r in records]
+
+
+def _bf16(cfg: TrainExpertConfig, device: torch.device) -> bool:
+    if cfg.optim.bf16 == "auto":
+        return bf16_autocast_supported(device)
+    return cfg.optim.bf16 == "true"
+
+
+def _last_checkpoint(folder: Path) -> str | None:
+    ckpts = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    return str(ckpts[-1]) if ckpts else None
+
+
+def _common_args(cfg: TrainExpertConfig, out: Path, device: torch.device, lr: float, epochs: float,
+                 max_steps: int) -> dict:
+    return dict(
+        output_dir=str(out),
+        num_train_epochs=epochs,
+        max_steps=max_steps,
+        learning_rate=lr,
+        per_device_train_batch_size=cfg.optim.batch_size,
+        gradient_accumulation_steps=cfg.optim.grad_accum,
+        warmup_ratio=cfg.optim.warmup_ratio,
+        weight_decay=cfg.optim.weight_decay,
+        logging_steps=cfg.optim.logging_steps,
+        save_strategy="steps",
+        save_steps=cfg.optim.save_steps,
+        save_total_limit=2,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        bf16=_bf16(cfg, device),
+        use_cpu=device.type == "cpu",
+        report_to="none",
+        disable_tqdm=False,
+        dataloader_num_workers=0,
+    )
+
+
+def _train_sft(cfg, backbone, train: list[SFTExample], work: Path, device) -> list[dict]:
+    from datasets import Dataset
+    from peft import LoraConfig
+    from trl import SFTConfig, SFTTrainer
+
+    rows = [encode_sft(backbone.tokenizer, ex, cfg.optim.max_length) for ex in train]
+    ds = Dataset.from_list(rows)
+    peft_cfg = LoraConfig(
+        r=cfg.lora.r,
+        lora_alpha=cfg.lora.alpha,
+        lora_dropout=cfg.lora.dropout,
+        target_modules=list(cfg.lora.target_modules),
+        task_type="CAUSAL_LM",
+    )
+    args = SFTConfig(
+        **_common_args(cfg, work, device, cfg.optim.learning_rate, cfg.optim.epochs,
+                       cfg.optim.max_steps),
+        max_length=cfg.optim.max_length,
+        packing=False,
+    )
+    trainer = SFTTrainer(
+        model=backbone.model, args=args, train_dataset=ds, processing_class=backbone.tokenizer,
+        peft_config=peft_cfg,
+    )
+    trainer.train(resume_from_checkpoint=_last_checkpoint(work))
+    trainer.model.save_pretrained(work / "final")
+    return trainer.state.log_history
+
+
+def _train_dpo(cfg, backbone, pairs: list[PreferencePair], work: Path, device,
+               init_adapter: Path | None) -> list[dict]:
+    from datasets import Dataset
+    from peft import LoraConfig, PeftModel
+    from trl import DPOConfig, DPOTrainer
+
+    rows = [
+        {
+            "prompt": list(p.messages),
+            "chosen": [{"role": "assistant", "content": p.chosen}],
+            "rejected": [{"role": "assistant", "content": p.rejected}],
+        }
+        for p in pairs
+    ]
+    ds = Dataset.from_list(rows)
+    peft_cfg = None
+    model = backbone.model
+    if init_adapter is not None:  # continue the SFT adapter; reference = adapter disabled
+        model = PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
+    else:
+        peft_cfg = LoraConfig(
+            r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
+            target_modules=list(cfg.lora.target_modules), task_type="CAUSAL_LM",
+        )
+    args = DPOConfig(
+        **_common_args(cfg, work, device, cfg.dpo.learning_rate, cfg.dpo.epochs, cfg.dpo.max_steps),
+        beta=cfg.dpo.beta,
+        loss_type=[cfg.dpo.loss_type],
+        max_length=cfg.optim.max_length,
+    )
+    trainer = DPOTrainer(
+        model=model, ref_model=None, args=args, train_dataset=ds,
+        processing_class=backbone.tokenizer, peft_config=peft_cfg,
+    )
+    trainer.train(resume_from_checkpoint=_last_checkpoint(work))
+    trainer.model.save_pretrained(work / "final")
+    return trainer.state.log_history
+
+
+def _loss_plot(history: dict[str, list[dict]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for phase, logs in history.items():
+        pts = [(h["step"], h["loss"]) for h in logs if "loss" in h]
+        if pts:
+            ax.plot(*zip(*pts), marker=".", label=f"{phase} train loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def run(cfg: TrainExpertConfig) -> Path:
+    """Train the expert and write its artifact folder; returns the folder."""
+    out = Path(cfg.output_dir)
+    if out.exists() and not cfg.overwrite:
+        raise ArtifactError(f"{out} already exists; set overwrite=true or choose another output_dir")
+    set_seed(cfg.seed)
+    backbone = load_backbone(cfg.backbone, for_training=True)
+    device = backbone.model.device
+    records = load_sources(cfg, cfg.train, dimension=cfg.dimension)
+    pairs = [r for r in records if isinstance(r, PreferencePair)]
+    if cfg.method in ("dpo", "sft+dpo") and not pairs:
+        raise ValueError(f"method={cfg.method} needs preference data (prompt/chosen/rejected)")
+    train, heldout = _split_heldout(cfg, records)
+    heldout_sft = _as_sft(heldout)
+    work = out.with_name(out.name + ".partial")
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "config.yaml").write_text(dump_yaml(cfg))
+
+    samples = [ex.messages for ex in heldout_sft[:2]]
+    samples += [({"role": "user", "content": p},) for p in cfg.sample_prompts]
+    before = {
+        "heldout_loss": masked_lm_loss(backbone.model, backbone.tokenizer, heldout_sft)
+        if heldout_sft else None,
+        "answers": generate_greedy(backbone.model, backbone.tokenizer, samples, cfg.max_new_tokens),
+    }
+
+    history: dict[str, list[dict]] = {}
+    adapter: Path | None = None
+    if cfg.method in ("sft", "sft+dpo"):
+        sft_dir = work / "sft"
+        if not (sft_dir / "final" / "adapter_config.json").is_file():
+            history["sft"] = _train_sft(cfg, backbone, _as_sft(train), sft_dir, device)
+            (sft_dir / "history.json").write_text(json.dumps(history["sft"]))
+        else:
+            history["sft"] = json.loads((sft_dir / "history.json").read_text())
+        adapter = sft_dir / "final"
+    if cfg.method in ("dpo", "sft+dpo"):
+        dpo_dir = work / "dpo"
+        train_pairs = [r for r in train if isinstance(r, PreferencePair)]
+        backbone = load_backbone(cfg.backbone, for_training=True)  # fresh, un-wrapped base
+        history["dpo"] = _train_dpo(cfg, backbone, train_pairs, dpo_dir, device, adapter)
+        adapter = dpo_dir / "final"
+
+    from peft import PeftModel
+
+    base = load_backbone(cfg.backbone)
+    tuned = PeftModel.from_pretrained(base.model, str(adapter)).eval()
+    after = {
+        "heldout_loss": masked_lm_loss(tuned, base.tokenizer, heldout_sft) if heldout_sft else None,
+        "answers": generate_greedy(tuned, base.tokenizer, samples, cfg.max_new_tokens),
+    }
+    metrics = {
+        "dimension": cfg.dimension,
+        "method": cfg.method,
+        "n_train": len(train),
+        "n_heldout": len(heldout_sft),
+        "heldout_loss_before": before["heldout_loss"],
+        "heldout_loss_after": after["heldout_loss"],
+        "final_train_loss": {k: next((h["loss"] for h in reversed(v) if "loss" in h), None)
+                             for k, v in history.items()},
+        "samples": [
+            {"prompt": s[-1]["content"], "before": b, "after": a}
+            for s, b, a in zip(samples, before["answers"], after["answers"])
+        ],
+    }
+    data_files = sorted({src.path for src in [*cfg.train, *cfg.heldout]})
+    with atomic_dir(out) as tmp:
+        shutil.copytree(adapter, tmp / ADAPTER_DIR)
+        (tmp / "config.yaml").write_text(dump_yaml(cfg))
+        write_json(tmp / "metrics.json", metrics)
+        write_json(tmp / "history.json", history)
+        _loss_plot(history, tmp / "loss_curve.png")
+        write_manifest(
+            tmp,
+            "expert",
+            dimension=cfg.dimension,
+            backbone=cfg.backbone.name,
+            backbone_source=base.source,
+            backbone_weights_hash=base.weights_hash,
+            method=cfg.method,
+            lora={"r": cfg.lora.r, "alpha": cfg.lora.alpha,
+                  "target_modules": list(cfg.lora.target_modules)},
+            data={p: (sha256_file(p) if Path(p).is_file() else None)
+                  for p in (_resolved(cfg, p) for p in data_files)},
+        )
+    shutil.rmtree(work, ignore_errors=True)
+    log.info("expert %s written to %s", cfg.dimension, out)
+    return out
+
+
+def _resolved(cfg: TrainExpertConfig, path: str) -> str:
+    from trinityx.data.loading import resolve_source_path
+
+    return str(resolve_source_path(cfg, path))
