@@ -1,0 +1,153 @@
+"""Post-hoc calibration of router logits (temperature / vector scaling) and calibration metrics.
+
+The router's softmax gates are only meaningful mixing weights if they are calibrated, so after
+training we fit p = softmax(z / T) (temperature scaling, Guo et al. 2017) or
+p = softmax(w (.) z + b) (vector scaling) on held-out routing labels by minimising NLL.
+Metrics here all take *probabilities* (N, K) and labels that are either int classes (N,) or
+soft targets (N, K); ECE/accuracy/reliability use argmax of soft targets. Pure torch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+_EPS = 1e-12
+
+
+def _soft(labels: Tensor, k: int, dtype: torch.dtype) -> Tensor:
+    """Labels as (N, K) target distributions."""
+    if labels.dim() == 1:
+        return F.one_hot(labels.long(), k).to(dtype)
+    return labels.to(dtype)
+
+
+def _hard(labels: Tensor) -> Tensor:
+    return labels.argmax(-1) if labels.dim() == 2 else labels.long()
+
+
+def _nll_logits(logits: Tensor, targets: Tensor) -> Tensor:
+    y = _soft(targets, logits.shape[-1], logits.dtype)  # (N, K)
+    return -(y * F.log_softmax(logits, -1)).sum(-1).mean()
+
+
+def _lbfgs(params: list[Tensor], loss_fn: Callable[[], Tensor], max_iter: int) -> None:
+    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    def closure() -> Tensor:
+        opt.zero_grad()
+        loss = loss_fn()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+
+
+def fit_temperature(logits: Tensor, targets: Tensor, max_iter: int = 100) -> float:
+    """T* = argmin_T NLL(softmax(z / T), y), optimised over log T (keeps T > 0) with LBFGS."""
+    z = logits.detach().double()
+    t = targets.detach().to(z.device)
+    log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    with torch.enable_grad():
+        _lbfgs([log_t], lambda: _nll_logits(z / log_t.exp(), t), max_iter)
+    return float(log_t.detach().exp())
+
+
+def apply_temperature(logits: Tensor, temperature: float) -> Tensor:
+    """Calibrated logits z / T (softmax of these are the calibrated gates)."""
+    return logits / temperature
+
+
+def fit_vector_scaling(
+    logits: Tensor, targets: Tensor, max_iter: int = 200
+) -> tuple[Tensor, Tensor]:
+    """(w, b) (K,), (K,) minimising NLL(softmax(w (.) z + b), y); starts at identity w=1, b=0."""
+    z = logits.detach().double()
+    t = targets.detach().to(z.device)
+    k = z.shape[-1]
+    w = torch.ones(k, dtype=torch.float64, requires_grad=True)
+    b = torch.zeros(k, dtype=torch.float64, requires_grad=True)
+    with torch.enable_grad():
+        _lbfgs([w, b], lambda: _nll_logits(z * w + b, t), max_iter)
+    return w.detach().to(logits.dtype), b.detach().to(logits.dtype)
+
+
+def apply_vector_scaling(logits: Tensor, w: Tensor, b: Tensor) -> Tensor:
+    return logits * w.to(logits) + b.to(logits)  # (..., K)
+
+
+# --------------------------------------------------------------------------- metrics
+def accuracy(probs: Tensor, labels: Tensor) -> float:
+    """Fraction of samples whose argmax prob is the (argmax) label."""
+    return (probs.argmax(-1) == _hard(labels)).float().mean().item()
+
+
+def nll(probs: Tensor, labels: Tensor) -> float:
+    """Mean negative log-likelihood -1/N sum_i sum_k y_ik log p_ik, from probabilities."""
+    y = _soft(labels, probs.shape[-1], probs.dtype)
+    return -(y * probs.clamp_min(_EPS).log()).sum(-1).mean().item()
+
+
+def brier(probs: Tensor, labels: Tensor) -> float:
+    """Multi-class Brier score 1/N sum_i sum_k (p_ik - y_ik)^2 (0 is perfect, 2 is worst)."""
+    y = _soft(labels, probs.shape[-1], probs.dtype)
+    return ((probs - y) ** 2).sum(-1).mean().item()
+
+
+def reliability_bins(probs: Tensor, labels: Tensor, n_bins: int = 15) -> dict[str, Tensor]:
+    """Per-bin top-label confidence, accuracy and count over equal-width bins of (0, 1].
+
+    Bin i holds confidences in (i/n, (i+1)/n] (bin 0 also takes 0). Empty bins report nan
+    confidence/accuracy (a plot skips them) and count 0. Also returns the bin `edges`.
+    """
+    conf, pred = probs.detach().float().max(-1)  # (N,), (N,)
+    correct = (pred == _hard(labels).to(pred.device)).float()  # (N,)
+    idx = (conf * n_bins).ceil().long().sub(1).clamp(0, n_bins - 1)  # (N,)
+    count = torch.zeros(n_bins).index_add_(0, idx.cpu(), torch.ones_like(conf).cpu())
+    conf_sum = torch.zeros(n_bins).index_add_(0, idx.cpu(), conf.cpu())
+    acc_sum = torch.zeros(n_bins).index_add_(0, idx.cpu(), correct.cpu())
+    nz = count.clamp_min(1)
+    empty = count == 0
+    return {
+        "confidence": torch.where(empty, torch.nan, conf_sum / nz),
+        "accuracy": torch.where(empty, torch.nan, acc_sum / nz),
+        "count": count,
+        "edges": torch.linspace(0, 1, n_bins + 1),
+    }
+
+
+def ece(probs: Tensor, labels: Tensor, n_bins: int = 15) -> float:
+    """Expected calibration error sum_b (n_b / N) |acc_b - conf_b| (top-label, equal width)."""
+    bins = reliability_bins(probs, labels, n_bins)
+    w = bins["count"] / bins["count"].sum().clamp_min(1)
+    gap = (bins["accuracy"] - bins["confidence"]).abs().nan_to_num(0.0)
+    return (w * gap).sum().item()
+
+
+def _metrics(probs: Tensor, labels: Tensor, n_bins: int) -> dict[str, float]:
+    return {
+        "ece": ece(probs, labels, n_bins),
+        "brier": brier(probs, labels),
+        "nll": nll(probs, labels),
+        "accuracy": accuracy(probs, labels),
+    }
+
+
+def calibration_report(
+    logits: Tensor, labels: Tensor, temperature: float | None = None, n_bins: int = 15
+) -> dict:
+    """{"temperature": T, "before": metrics(softmax(z)), "after": metrics(softmax(z / T))}.
+
+    temperature None fits T on (logits, labels) itself (report on held-out data for honesty).
+    """
+    z = logits.detach().float()
+    if temperature is None:
+        temperature = fit_temperature(z, labels)
+    return {
+        "temperature": float(temperature),
+        "before": _metrics(z.softmax(-1), labels, n_bins),
+        "after": _metrics(apply_temperature(z, temperature).softmax(-1), labels, n_bins),
+    }
