@@ -65,7 +65,7 @@ def _common_args(cfg: TrainExpertConfig, out: Path, device: torch.device, lr: fl
         learning_rate=lr,
         per_device_train_batch_size=cfg.optim.batch_size,
         gradient_accumulation_steps=cfg.optim.grad_accum,
-        warmup_ratio=cfg.optim.warmup_ratio,
+        warmup_steps=cfg.optim.warmup_ratio,  # a float < 1 is a ratio of total steps
         weight_decay=cfg.optim.weight_decay,
         logging_steps=cfg.optim.logging_steps,
         save_strategy="steps",
@@ -81,7 +81,33 @@ def _common_args(cfg: TrainExpertConfig, out: Path, device: torch.device, lr: fl
     )
 
 
-def _train_sft(cfg, backbone, train: list[SFTExample], work: Path, device) -> list[dict]:
+PROBE = "Say something about the weather."
+
+
+@torch.no_grad()
+def probe_logits(model, tokenizer) -> list[float]:
+    """Last-position logits (first 16) for a fixed prompt: a fingerprint of the trained weights,
+    recorded from the in-memory model so tests can check the saved adapter reproduces it."""
+    from trinityx.data.formatting import prompt_ids
+
+    was_training = model.training
+    model.eval()
+    ids = torch.tensor([prompt_ids(tokenizer, ({"role": "user", "content": PROBE},))])
+    logits = model(input_ids=ids.to(model.device)).logits[0, -1, :16].float().cpu()
+    model.train(was_training)
+    return logits.tolist()
+
+
+def _finish(trainer, work: Path) -> list[dict]:
+    trainer.model.save_pretrained(work / "final")
+    (work / "final" / "probe.json").write_text(
+        json.dumps(probe_logits(trainer.model, trainer.processing_class))
+    )
+    return trainer.state.log_history
+
+
+def _train_sft(cfg, backbone, train: list[SFTExample], work: Path, device,
+               callbacks: list | None = None) -> list[dict]:
     from datasets import Dataset
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
@@ -103,15 +129,14 @@ def _train_sft(cfg, backbone, train: list[SFTExample], work: Path, device) -> li
     )
     trainer = SFTTrainer(
         model=backbone.model, args=args, train_dataset=ds, processing_class=backbone.tokenizer,
-        peft_config=peft_cfg,
+        peft_config=peft_cfg, callbacks=callbacks,
     )
     trainer.train(resume_from_checkpoint=_last_checkpoint(work))
-    trainer.model.save_pretrained(work / "final")
-    return trainer.state.log_history
+    return _finish(trainer, work)
 
 
 def _train_dpo(cfg, backbone, pairs: list[PreferencePair], work: Path, device,
-               init_adapter: Path | None) -> list[dict]:
+               init_adapter: Path | None, callbacks: list | None = None) -> list[dict]:
     from datasets import Dataset
     from peft import LoraConfig, PeftModel
     from trl import DPOConfig, DPOTrainer
@@ -142,11 +167,10 @@ def _train_dpo(cfg, backbone, pairs: list[PreferencePair], work: Path, device,
     )
     trainer = DPOTrainer(
         model=model, ref_model=None, args=args, train_dataset=ds,
-        processing_class=backbone.tokenizer, peft_config=peft_cfg,
+        processing_class=backbone.tokenizer, peft_config=peft_cfg, callbacks=callbacks,
     )
     trainer.train(resume_from_checkpoint=_last_checkpoint(work))
-    trainer.model.save_pretrained(work / "final")
-    return trainer.state.log_history
+    return _finish(trainer, work)
 
 
 def _loss_plot(history: dict[str, list[dict]], path: Path) -> None:
@@ -168,8 +192,12 @@ def _loss_plot(history: dict[str, list[dict]], path: Path) -> None:
     plt.close(fig)
 
 
-def run(cfg: TrainExpertConfig) -> Path:
-    """Train the expert and write its artifact folder; returns the folder."""
+def run(cfg: TrainExpertConfig, callbacks: list | None = None) -> Path:
+    """Train the expert and write its artifact folder; returns the folder.
+
+    `callbacks`: extra transformers `TrainerCallback`s (logging, early stopping, ...). Rerunning
+    after an interruption resumes from the last checkpoint in `<output_dir>.partial/`.
+    """
     out = Path(cfg.output_dir)
     if out.exists() and not cfg.overwrite:
         raise ArtifactError(f"{out} already exists; set overwrite=true or choose another output_dir")
@@ -199,7 +227,7 @@ def run(cfg: TrainExpertConfig) -> Path:
     if cfg.method in ("sft", "sft+dpo"):
         sft_dir = work / "sft"
         if not (sft_dir / "final" / "adapter_config.json").is_file():
-            history["sft"] = _train_sft(cfg, backbone, _as_sft(train), sft_dir, device)
+            history["sft"] = _train_sft(cfg, backbone, _as_sft(train), sft_dir, device, callbacks)
             (sft_dir / "history.json").write_text(json.dumps(history["sft"]))
         else:
             history["sft"] = json.loads((sft_dir / "history.json").read_text())
@@ -208,7 +236,7 @@ def run(cfg: TrainExpertConfig) -> Path:
         dpo_dir = work / "dpo"
         train_pairs = [r for r in train if isinstance(r, PreferencePair)]
         backbone = load_backbone(cfg.backbone, for_training=True)  # fresh, un-wrapped base
-        history["dpo"] = _train_dpo(cfg, backbone, train_pairs, dpo_dir, device, adapter)
+        history["dpo"] = _train_dpo(cfg, backbone, train_pairs, dpo_dir, device, adapter, callbacks)
         adapter = dpo_dir / "final"
 
     from peft import PeftModel
@@ -226,6 +254,7 @@ def run(cfg: TrainExpertConfig) -> Path:
         "n_heldout": len(heldout_sft),
         "heldout_loss_before": before["heldout_loss"],
         "heldout_loss_after": after["heldout_loss"],
+        "probe_logits": json.loads((adapter / "probe.json").read_text()),
         "final_train_loss": {k: next((h["loss"] for h in reversed(v) if "loss" in h), None)
                              for k, v in history.items()},
         "samples": [
@@ -235,7 +264,7 @@ def run(cfg: TrainExpertConfig) -> Path:
     }
     data_files = sorted({src.path for src in [*cfg.train, *cfg.heldout]})
     with atomic_dir(out) as tmp:
-        shutil.copytree(adapter, tmp / ADAPTER_DIR)
+        shutil.copytree(adapter, tmp / ADAPTER_DIR, ignore=shutil.ignore_patterns("probe.json"))
         (tmp / "config.yaml").write_text(dump_yaml(cfg))
         write_json(tmp / "metrics.json", metrics)
         write_json(tmp / "history.json", history)

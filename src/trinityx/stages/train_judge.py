@@ -1,0 +1,39 @@
+"""Stage: train one local judge (truth, info, harm or pairwise) on the real data, on CPU.
+
+A thin wrapper so the CLI and pipelines drive judge training from a config like every other stage;
+the work lives in :func:`trinityx.eval.local_judges.train_judge`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from trinityx.eval.local_judges import KINDS, train_judge
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainJudgeConfig:
+    """Which judge to train, from which data folder, into which artifact folder."""
+
+    kind: str
+    data_dir: str
+    out_dir: str
+    max_rows: int | None = None
+    seed: int = 0
+    cache_dir: str | None = None  # on-disk embedding cache: re-runs and truth+info share vectors
+
+
+def run(cfg: TrainJudgeConfig) -> Path:
+    """Train, validate on held-out groups and save the judge; returns the artifact folder."""
+    if cfg.kind not in KINDS:
+        raise ValueError(f"train_judge.kind={cfg.kind!r}: choose one of {', '.join(KINDS)}")
+    options = {"cache_dir": cfg.cache_dir} if cfg.cache_dir else {}
+    out = train_judge(
+        cfg.kind, cfg.data_dir, cfg.out_dir, max_rows=cfg.max_rows, seed=cfg.seed, **options
+    )
+    log.info("judge %s saved to %s", cfg.kind, out)
+    return out
