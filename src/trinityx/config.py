@@ -109,8 +109,11 @@ class OptimConfig:
     """AdamW weight decay."""
     max_length: int = 256
     """Prompt + response tokens; longer examples are truncated from the response end."""
-    bf16: Literal["auto", "true", "false"] = "auto"
+    bf16: Literal["auto", True, False] = "auto"
     """bf16 autocast: `auto` turns it on where the device supports it (CPU with AVX512-BF16/AMX, CUDA)."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass: less memory, ~30% slower (TRL's default is on;
+    off suits small backbones)."""
     logging_steps: int = 5
     """Log the training loss every N steps."""
     save_steps: int = 50
@@ -161,6 +164,110 @@ class TrainExpertConfig:
     """Prompts answered greedily before and after training, saved in the report."""
     max_new_tokens: int = 48
     """Length of those sample answers."""
+
+
+@dataclass
+class RouterSource:
+    """Prompts for router training/calibration, labelled by dimension."""
+
+    path: str
+    """File, `starter:<name>` or hub id (read like DataSource)."""
+    label: str | None = None
+    """Dimension every prompt of this source belongs to (one-hot target); null when the rows carry
+    their own `weights` (routing JSONL, e.g. `starter:mixed`)."""
+    format: str | None = None
+    """Reader name; guessed when null."""
+    split: str | None = None
+    """Split filter (as DataSource.split)."""
+    limit: int | None = None
+    """Keep the first N prompts."""
+
+
+@dataclass
+class PriorSettings:
+    """The prior gamma the KL term pulls the mean routing towards (paper: task-vector geometry)."""
+
+    kind: Literal["task_vectors", "uniform"] = "task_vectors"
+    """`task_vectors`: softmax of each expert's cosine to a reference task vector; `uniform`."""
+    reference: str = "mean"
+    """`mean` of the experts' task vectors, or the folder of a multi-task expert."""
+    temperature: float = 0.1
+    """Softmax temperature over the cosines (lower = sharper prior)."""
+
+
+@dataclass
+class RouterTraining:
+    """Router optimisation (experts frozen). Paper defaults: entropy 0.1, KL 0.01."""
+
+    epochs: int = 4
+    """Passes over the router prompts."""
+    learning_rate: float = 3e-3
+    """AdamW learning rate of the router parameters."""
+    batch_size: int = 16
+    """Prompts per step."""
+    entropy_weight: float = 0.1
+    """Weight of the mean routing entropy (penalises diffuse routing)."""
+    kl_weight: float = 0.01
+    """Weight of KL(mean routing || prior); the paper uses 0.01 or 0.05."""
+    max_length: int = 128
+    """Prompt tokens seen by the router (longer prompts keep their start)."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+
+
+@dataclass
+class CalibrationSettings:
+    """Post-hoc calibration on held-out prompts never used for router training."""
+
+    method: Literal["temperature", "vector", "none"] = "temperature"
+    """`temperature` scaling (one scalar, fitted by NLL), `vector` scaling (per-class), `none`."""
+    n_bins: int = 15
+    """Equal-width confidence bins for ECE and the reliability diagram."""
+
+
+@dataclass
+class ComposeConfig:
+    """`trinityx compose`: inject the experts into the backbone, train and calibrate the router."""
+
+    experts: dict[str, str]
+    """Expert name -> expert artifact folder (or bare PEFT adapter); the order is the gate order."""
+    output_dir: str
+    """Composed artifact folder to write (atomically)."""
+    routing: Literal["token", "sequence"] = "token"
+    """`token`: a router in every MoCaE layer, per token (the paper); `sequence`: one router on a
+    pooled prompt representation fixes the gates for the whole generation (mergeable fast path)."""
+    pool_layer: int | None = None
+    """Sequence routing: hidden-state index pooled for the router (default: the middle layer)."""
+    router_data: list[RouterSource] = field(default_factory=list)
+    """Labelled prompts for router training; default: the starter files' train splits."""
+    calibration_data: list[RouterSource] = field(default_factory=list)
+    """Held-out labelled prompts for calibration; default: the starter files' heldout splits."""
+    backbone: BackboneConfig | None = None
+    """Backbone override; default: the one the experts were trained on (from their manifests)."""
+    prior: PriorSettings = field(default_factory=PriorSettings)
+    router: RouterTraining = field(default_factory=RouterTraining)
+    calibration: CalibrationSettings = field(default_factory=CalibrationSettings)
+    seed: int = 0
+    """Seeds router initialisation and data order."""
+    overwrite: bool = False
+    """Replace an existing artifact folder instead of refusing."""
+
+
+@dataclass
+class CalibrateConfig:
+    """`trinityx calibrate`: refit the calibration of a composed artifact on new held-out data."""
+
+    model_dir: str
+    """Composed artifact to recalibrate."""
+    output_dir: str
+    """Where to write the recalibrated artifact (may equal model_dir with overwrite=true)."""
+    calibration_data: list[RouterSource] = field(default_factory=list)
+    """Held-out labelled prompts; default: the starter files' heldout splits."""
+    calibration: CalibrationSettings = field(default_factory=CalibrationSettings)
+    max_length: int = 128
+    """Prompt tokens seen by the router."""
+    overwrite: bool = False
+    """Replace an existing artifact folder instead of refusing."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -288,7 +395,9 @@ def _validate(cfg: Any, path: str, problems: list[str]) -> None:
             isinstance(v, int) and v <= 0
         ):
             problems.append(f"{p}: must be > 0, got {v}")
-        if f.name in {"learning_rate", "beta", "epochs"} and isinstance(v, float) and v <= 0:
+        if f.name in {"learning_rate", "beta", "epochs", "temperature"} and (
+            isinstance(v, (int, float)) and not isinstance(v, bool) and v <= 0
+        ):
             problems.append(f"{p}: must be > 0, got {v}")
         if f.name in {"dropout", "heldout_fraction", "warmup_ratio"} and isinstance(v, float):
             if not 0.0 <= v < 1.0:

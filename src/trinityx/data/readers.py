@@ -13,7 +13,7 @@ Formats (`format=` name, what picks it when `format` is not given):
   preference pairs a safe with an unsafe answer to the same prompt.
 - hh_rlhf (*.jsonl[.gz] whose 'chosen' is a "\\n\\nHuman: ...\\n\\nAssistant: ..." dialogue).
 - jsonl (any other *.jsonl[.gz]): the generic schema below.
-- hf ("hf:<owner>/<name>", format="hf", or an "<owner>/<name>" that is no local path): a Hugging
+- hf ("hf:<owner>/<name>", format="hf", or an "<owner>/<name>" that is not a local path): a Hugging
   Face dataset id via `readers_hf.read_hf`.
 
 Generic JSONL schema (one JSON object per line; blank lines ignored; unknown keys allowed):
@@ -28,7 +28,9 @@ Generic JSONL schema (one JSON object per line; blank lines ignored; unknown key
     message     {"role": "system" | "user" | "assistant", "content": str}; a prompt list ends with a
                 user turn, a system message may only come first.
 The requested `kind` decides the schema a row must follow; kind="sft" also accepts preference rows
-(the chosen side is learned) and kind="routing" accepts any row with a dimension (one-hot).
+(the chosen side is learned, unless the row also has a 'response') and kind="routing" accepts any
+row with a dimension (one-hot). kind=None keeps each row as it reads: 'weights' → routing,
+'chosen'/'rejected' → preference (even with a 'response' too), else SFT.
 
 Errors: a malformed file raises DataError (a ValueError) naming file, line or row, field and fix,
 e.g. "data/x.jsonl:17: field 'response' missing (SFT rows need 'prompt' and 'response', or
@@ -70,16 +72,35 @@ from trinityx.data.readers_hf import HubUnavailableError, read_hf
 from trinityx.data.records import PreferencePair, SFTExample
 
 FORMATS: tuple[str, ...] = (
-    "alpaca", "truthfulqa", "beavertails_pairs", "beavertails_qa", "hh_rlhf", "jsonl", "hf",
+    "alpaca",
+    "truthfulqa",
+    "beavertails_pairs",
+    "beavertails_qa",
+    "hh_rlhf",
+    "jsonl",
+    "hf",
 )
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w-][\w.-]*")  # owner/name
 _FILE_SUFFIXES = (".json", ".jsonl", ".csv", ".gz", ".parquet", ".tsv", ".txt")
 
 __all__ = [
-    "FORMATS", "DataError", "HubUnavailableError", "ReadReport", "detect_format", "parse_hh_dialogue",
-    "read_alpaca", "read_beavertails_pairs", "read_beavertails_qa", "read_beavertails_qa_pairs",
-    "read_hf", "read_hh_rlhf", "read_jsonl", "read_records", "read_truthfulqa",
-    "read_truthfulqa_pairs", "split_answers",
+    "FORMATS",
+    "DataError",
+    "HubUnavailableError",
+    "ReadReport",
+    "detect_format",
+    "parse_hh_dialogue",
+    "read_alpaca",
+    "read_beavertails_pairs",
+    "read_beavertails_qa",
+    "read_beavertails_qa_pairs",
+    "read_hf",
+    "read_hh_rlhf",
+    "read_jsonl",
+    "read_records",
+    "read_truthfulqa",
+    "read_truthfulqa_pairs",
+    "split_answers",
 ]
 
 
@@ -90,9 +111,15 @@ def _check_args(kind: str | None, dimension: str | None) -> None:
         raise ValueError(f"dimension={dimension!r} is not one of {', '.join(DIMENSIONS)}")
 
 
-def _read_rows_file(path: str | Path, fmt: str, kind: str | None, split: str | None,
-                    dimension: str | None, skip_bad_rows: bool,
-                    report: ReadReport | None) -> list[Record]:
+def _read_rows_file(
+    path: str | Path,
+    fmt: str,
+    kind: str | None,
+    split: str | None,
+    dimension: str | None,
+    skip_bad_rows: bool,
+    report: ReadReport | None,
+) -> list[Record]:
     """A JSON-array or JSONL file through the row parser of `fmt`."""
     _check_args(kind, dimension)
     p = check_path(path)
@@ -106,24 +133,39 @@ def _read_rows_file(path: str | Path, fmt: str, kind: str | None, split: str | N
     return sink.finish(records, hint)
 
 
-def read_alpaca(path: str | Path, *, dimension: str = "helpful", skip_bad_rows: bool = False,
-                report: ReadReport | None = None) -> list[SFTExample]:
+def read_alpaca(
+    path: str | Path,
+    *,
+    dimension: str = "helpful",
+    skip_bad_rows: bool = False,
+    report: ReadReport | None = None,
+) -> list[SFTExample]:
     """Alpaca {instruction, input, output} records (a .json array, or .jsonl rows) as SFT."""
     records = _read_rows_file(path, "alpaca", "sft", None, dimension, skip_bad_rows, report)
     return cast(list[SFTExample], records)
 
 
-def read_beavertails_pairs(path: str | Path, *, dimension: str = "harmless",
-                           skip_bad_rows: bool = False,
-                           report: ReadReport | None = None) -> list[PreferencePair]:
+def read_beavertails_pairs(
+    path: str | Path,
+    *,
+    dimension: str = "harmless",
+    skip_bad_rows: bool = False,
+    report: ReadReport | None = None,
+) -> list[PreferencePair]:
     """BeaverTails {prompt, safe, unsafe} JSONL as pairs (chosen = safe)."""
-    records = _read_rows_file(path, "beavertails_pairs", "preference", None, dimension, skip_bad_rows, report)
+    records = _read_rows_file(
+        path, "beavertails_pairs", "preference", None, dimension, skip_bad_rows, report
+    )
     return cast(list[PreferencePair], records)
 
 
-def read_beavertails_qa(path: str | Path, *, dimension: str = "harmless",
-                        skip_bad_rows: bool = False,
-                        report: ReadReport | None = None) -> list[SFTExample]:
+def read_beavertails_qa(
+    path: str | Path,
+    *,
+    dimension: str = "harmless",
+    skip_bad_rows: bool = False,
+    report: ReadReport | None = None,
+) -> list[SFTExample]:
     """BeaverTails 30k/330k {prompt, response, is_safe} rows: the safe answers, as SFT.
 
     Unsafe rows are counted in report.filtered, never learned from."""
@@ -131,26 +173,43 @@ def read_beavertails_qa(path: str | Path, *, dimension: str = "harmless",
     return cast(list[SFTExample], records)
 
 
-def read_beavertails_qa_pairs(path: str | Path, *, dimension: str = "harmless",
-                              skip_bad_rows: bool = False,
-                              report: ReadReport | None = None) -> list[PreferencePair]:
+def read_beavertails_qa_pairs(
+    path: str | Path,
+    *,
+    dimension: str = "harmless",
+    skip_bad_rows: bool = False,
+    report: ReadReport | None = None,
+) -> list[PreferencePair]:
     """BeaverTails labelled rows paired per prompt: i-th safe answer > i-th unsafe answer.
 
     Rows of prompts lacking a safe or an unsafe answer are counted in report.filtered."""
-    records = _read_rows_file(path, "beavertails_qa", "preference", None, dimension, skip_bad_rows, report)
+    records = _read_rows_file(
+        path, "beavertails_qa", "preference", None, dimension, skip_bad_rows, report
+    )
     return cast(list[PreferencePair], records)
 
 
-def read_hh_rlhf(path: str | Path, *, dimension: str = "harmless", skip_bad_rows: bool = False,
-                 report: ReadReport | None = None) -> list[PreferencePair]:
+def read_hh_rlhf(
+    path: str | Path,
+    *,
+    dimension: str = "harmless",
+    skip_bad_rows: bool = False,
+    report: ReadReport | None = None,
+) -> list[PreferencePair]:
     """Anthropic hh-rlhf {chosen, rejected} dialogues (.jsonl or .jsonl.gz) as multi-turn pairs."""
     records = _read_rows_file(path, "hh_rlhf", "preference", None, dimension, skip_bad_rows, report)
     return cast(list[PreferencePair], records)
 
 
-def read_jsonl(path: str | Path, *, kind: str | None = "sft", split: str | None = None,
-               dimension: str | None = None, skip_bad_rows: bool = False,
-               report: ReadReport | None = None) -> list[Record]:
+def read_jsonl(
+    path: str | Path,
+    *,
+    kind: str | None = "sft",
+    split: str | None = None,
+    dimension: str | None = None,
+    skip_bad_rows: bool = False,
+    report: ReadReport | None = None,
+) -> list[Record]:
     """Generic-schema JSONL (see the module docstring) as records of `kind`.
 
     `split` keeps rows whose 'split' field equals it (rows without one are left out); `dimension`
@@ -159,9 +218,16 @@ def read_jsonl(path: str | Path, *, kind: str | None = "sft", split: str | None 
     return _read_rows_file(path, "jsonl", kind, split, dimension, skip_bad_rows, report)
 
 
-def _truthfulqa(path: str | Path, *, kind: str | None, split: str, dimension: str | None,
-                pairs_per_question: int, skip_bad_rows: bool,
-                report: ReadReport | None) -> list[Record]:
+def _truthfulqa(
+    path: str | Path,
+    *,
+    kind: str | None,
+    split: str,
+    dimension: str | None,
+    pairs_per_question: int,
+    skip_bad_rows: bool,
+    report: ReadReport | None,
+) -> list[Record]:
     _check_args(kind, dimension)
     if pairs_per_question < 1:
         raise ValueError(f"pairs_per_question={pairs_per_question}; it must be at least 1")
@@ -183,25 +249,49 @@ def _truthfulqa(path: str | Path, *, kind: str | None, split: str, dimension: st
     return sink.finish(out)
 
 
-def read_truthfulqa(path: str | Path, *, split: str = "all", dimension: str = "honest",
-                    skip_bad_rows: bool = False,
-                    report: ReadReport | None = None) -> list[SFTExample]:
+def read_truthfulqa(
+    path: str | Path,
+    *,
+    split: str = "all",
+    dimension: str = "honest",
+    skip_bad_rows: bool = False,
+    report: ReadReport | None = None,
+) -> list[SFTExample]:
     """TruthfulQA.csv as Question → Best Answer SFT examples for the honest expert.
 
     split: "train" (first 408 rows in file order), "test" (last 409) or "all"."""
-    records = _truthfulqa(path, kind="sft", split=split, dimension=dimension,
-                          pairs_per_question=1, skip_bad_rows=skip_bad_rows, report=report)
+    records = _truthfulqa(
+        path,
+        kind="sft",
+        split=split,
+        dimension=dimension,
+        pairs_per_question=1,
+        skip_bad_rows=skip_bad_rows,
+        report=report,
+    )
     return cast(list[SFTExample], records)
 
 
-def read_truthfulqa_pairs(path: str | Path, *, split: str = "all", pairs_per_question: int = 1,
-                          dimension: str = "honest", skip_bad_rows: bool = False,
-                          report: ReadReport | None = None) -> list[PreferencePair]:
+def read_truthfulqa_pairs(
+    path: str | Path,
+    *,
+    split: str = "all",
+    pairs_per_question: int = 1,
+    dimension: str = "honest",
+    skip_bad_rows: bool = False,
+    report: ReadReport | None = None,
+) -> list[PreferencePair]:
     """TruthfulQA.csv as (true > false) answer pairs; pair i takes true answer i (Best Answer
     first) and incorrect answer i, so pairs_per_question=1 gives Best Answer > first incorrect."""
-    records = _truthfulqa(path, kind="preference", split=split, dimension=dimension,
-                          pairs_per_question=pairs_per_question, skip_bad_rows=skip_bad_rows,
-                          report=report)
+    records = _truthfulqa(
+        path,
+        kind="preference",
+        split=split,
+        dimension=dimension,
+        pairs_per_question=pairs_per_question,
+        skip_bad_rows=skip_bad_rows,
+        report=report,
+    )
     return cast(list[PreferencePair], records)
 
 
@@ -216,9 +306,11 @@ def detect_format(path: str | Path) -> str:
     if name.endswith(".csv"):
         return "truthfulqa"
     if not name.endswith(".jsonl"):
-        raise DataError(f"{path}: cannot tell the data format from the file name; use .json "
-                        f"(Alpaca), .csv (TruthfulQA) or .jsonl[.gz], or pass format= one of "
-                        f"{', '.join(FORMATS)}")
+        raise DataError(
+            f"{path}: cannot tell the data format from the file name; use .json "
+            f"(Alpaca), .csv (TruthfulQA) or .jsonl[.gz], or pass format= one of "
+            f"{', '.join(FORMATS)}"
+        )
     peek = RowSink(str(path), skip_bad_rows=True, report=None)  # bad lines: the real read reports
     with closing(iter_jsonl(p, peek)) as rows:
         first = next(rows, None)
@@ -252,18 +344,42 @@ def read_records(
     if format is not None and format not in FORMATS:
         raise ValueError(f"format={format!r} is not one of {', '.join(FORMATS)}")
     if format == "hf" or src.startswith("hf:"):
-        return read_hf(src.removeprefix("hf:"), split or "train", kind, dimension=dimension,
-                       skip_bad_rows=skip_bad_rows, report=report)
-    if (format is None and not Path(src).exists() and _HUB_ID.fullmatch(src)
-            and not src.lower().endswith(_FILE_SUFFIXES)):
+        return read_hf(
+            src.removeprefix("hf:"),
+            split or "train",
+            kind,
+            dimension=dimension,
+            skip_bad_rows=skip_bad_rows,
+            report=report,
+        )
+    if (
+        format is None
+        and not Path(src).exists()
+        and _HUB_ID.fullmatch(src)
+        and not src.lower().endswith(_FILE_SUFFIXES)
+    ):
         try:  # "owner/name" with no such local file: a Hugging Face dataset id
-            return read_hf(src, split or "train", kind, dimension=dimension,
-                           skip_bad_rows=skip_bad_rows, report=report)
+            return read_hf(
+                src,
+                split or "train",
+                kind,
+                dimension=dimension,
+                skip_bad_rows=skip_bad_rows,
+                report=report,
+            )
         except (FileNotFoundError, HubUnavailableError) as e:
-            raise type(e)(f"{src!r} is no local file, so it was read as a Hugging Face dataset "
-                          f"id: {e}") from e
+            raise type(e)(
+                f"{src!r} is not a local file, so it was read as a Hugging Face dataset id: {e}"
+            ) from e
     fmt = format or detect_format(path_or_id)
     if fmt == "truthfulqa":
-        return _truthfulqa(path_or_id, kind=kind, split=split or "all", dimension=dimension,
-                           pairs_per_question=1, skip_bad_rows=skip_bad_rows, report=report)
+        return _truthfulqa(
+            path_or_id,
+            kind=kind,
+            split=split or "all",
+            dimension=dimension,
+            pairs_per_question=1,
+            skip_bad_rows=skip_bad_rows,
+            report=report,
+        )
     return _read_rows_file(path_or_id, fmt, kind, split, dimension, skip_bad_rows, report)

@@ -61,8 +61,9 @@ class RowSink:
     def bad(self, err: DataError) -> None:
         """Raise `err`, or (with skip_bad_rows) record it and let the caller continue."""
         if not self.skip_bad_rows:
-            raise DataError(f"{err} [fix the row, or pass skip_bad_rows=True to skip and count "
-                            "malformed rows]") from None
+            raise DataError(
+                f"{err} [fix the row, or pass skip_bad_rows=True to skip and count malformed rows]"
+            ) from None
         self.report.skipped += 1
         if len(self.report.errors) < MAX_KEPT_ERRORS:
             self.report.errors.append(str(err))
@@ -74,7 +75,10 @@ class RowSink:
         if rep.skipped:
             logger.warning(
                 "%s: skipped %d malformed row(s) of %d (skip_bad_rows=True); first: %s",
-                self.source, rep.skipped, self.rows, rep.errors[0] if rep.errors else "",
+                self.source,
+                rep.skipped,
+                self.rows,
+                rep.errors[0] if rep.errors else "",
             )
         if not records:
             if self.rows == 0:
@@ -115,23 +119,29 @@ def iter_jsonl(path: Path, sink: RowSink) -> Iterator[tuple[str, dict[str, Any]]
                 try:
                     obj = json.loads(line)
                 except json.JSONDecodeError as e:
-                    sink.bad(DataError(
-                        f"{where}: invalid JSON ({e.msg} at column {e.colno}); each line of a "
-                        "JSONL file must be one complete JSON object"
-                    ))
+                    sink.bad(
+                        DataError(
+                            f"{where}: invalid JSON ({e.msg} at column {e.colno}); each line of a "
+                            "JSONL file must be one complete JSON object"
+                        )
+                    )
                     continue
                 if not isinstance(obj, dict):
-                    sink.bad(DataError(
-                        f"{where}: expected a JSON object ({{...}}), got {type(obj).__name__}"
-                    ))
+                    sink.bad(
+                        DataError(
+                            f"{where}: expected a JSON object ({{...}}), got {type(obj).__name__}"
+                        )
+                    )
                     continue
                 yield where, obj
     except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); "
-                        "re-save the file as UTF-8") from e
+        raise DataError(
+            f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); re-save the file as UTF-8"
+        ) from e
     except (gzip.BadGzipFile, EOFError, zlib.error) as e:
-        raise DataError(f"{path}: not a valid gzip file ({e}); "
-                        "decompress it or fix the .gz extension") from e
+        raise DataError(
+            f"{path}: not a valid gzip file ({e}); decompress it or fix the .gz extension"
+        ) from e
 
 
 def get_str(row: dict[str, Any], key: str, where: str, need: str, *, empty_ok: bool = False) -> str:
@@ -160,22 +170,31 @@ def check_dimension(value: Any, where: str, key: str = "dimension") -> str:
 def check_messages(value: Any, where: str, key: str, *, last_role: str) -> tuple[Message, ...]:
     """A chat-message list validated into records' tuple form; it must end with `last_role`."""
     if not isinstance(value, list) or not value:
-        raise DataError(f"{where}: field {key!r} must be a non-empty list of "
-                        '{"role": ..., "content": ...} objects')
+        raise DataError(
+            f"{where}: field {key!r} must be a non-empty list of "
+            '{"role": ..., "content": ...} objects'
+        )
     msgs: list[Message] = []
     for i, m in enumerate(value):
-        if (not isinstance(m, dict) or m.get("role") not in ROLES
-                or not isinstance(m.get("content"), str)):
+        if (
+            not isinstance(m, dict)
+            or m.get("role") not in ROLES
+            or not isinstance(m.get("content"), str)
+        ):
             raise DataError(
-                f"{where}: field {key!r} item {i} must be {{\"role\": one of "
-                f"{'/'.join(ROLES)}, \"content\": string}}, got {json.dumps(m)[:80]}"
+                f'{where}: field {key!r} item {i} must be {{"role": one of '
+                f'{"/".join(ROLES)}, "content": string}}, got {json.dumps(m)[:80]}'
             )
         if m["role"] == "system" and i != 0:
-            raise DataError(f"{where}: field {key!r} item {i}: a system message may only come first")
+            raise DataError(
+                f"{where}: field {key!r} item {i}: a system message may only come first"
+            )
         msgs.append({"role": m["role"], "content": m["content"]})
     if msgs[-1]["role"] != last_role:
-        raise DataError(f"{where}: field {key!r} must end with a {last_role!r} message, "
-                        f"got {msgs[-1]['role']!r}")
+        raise DataError(
+            f"{where}: field {key!r} must end with a {last_role!r} message, "
+            f"got {msgs[-1]['role']!r}"
+        )
     return tuple(msgs)
 
 
@@ -200,8 +219,10 @@ def convert(record: Record, kind: str | None, where: str) -> Record:
         if isinstance(record, RoutingExample):
             return record
         if record.dimension is None:
-            raise DataError(f"{where}: cannot make a routing example: the row has no dimension "
-                            "(give a 'dimension' field or pass dimension=...)")
+            raise DataError(
+                f"{where}: cannot make a routing example: the row has no dimension "
+                "(give a 'dimension' field or pass dimension=...)"
+            )
         return RoutingExample(record.messages, {record.dimension: 1.0}, record.source)
     else:
         raise ValueError(f"kind={kind!r} is not one of {', '.join(KINDS)}")

@@ -30,8 +30,9 @@ def alpaca_record(row: dict[str, Any], where: str, dimension: str | None) -> SFT
     if extra is None:
         extra = ""
     if not isinstance(extra, str):
-        raise DataError(f"{where}: field 'input' must be a string, got {type(extra).__name__} "
-                        f"({ALPACA_NEED})")
+        raise DataError(
+            f"{where}: field 'input' must be a string, got {type(extra).__name__} ({ALPACA_NEED})"
+        )
     output = get_str(row, "output", where, ALPACA_NEED)
     text = f"{instruction}\n\n{extra}" if extra.strip() else instruction
     return SFTExample(user_prompt(text), output, dimension, where)
@@ -43,13 +44,17 @@ def iter_json_array(path: Path, sink: RowSink) -> Iterator[tuple[str, dict[str, 
         with open_text(path) as f:
             data = json.load(f)
     except json.JSONDecodeError as e:
-        raise DataError(f"{path}:{e.lineno}: invalid JSON ({e.msg} at column {e.colno}); "
-                        "an Alpaca file is one JSON array of {instruction, input, output} objects") from e
+        raise DataError(
+            f"{path}:{e.lineno}: invalid JSON ({e.msg} at column {e.colno}); "
+            "an Alpaca file is one JSON array of {instruction, input, output} objects"
+        ) from e
     except UnicodeDecodeError as e:
         raise DataError(f"{path}: not UTF-8 text ({e.reason}); re-save the file as UTF-8") from e
     if not isinstance(data, list):
-        raise DataError(f"{path}: expected a JSON array of {{instruction, input, output}} objects, "
-                        f"got a JSON {type(data).__name__}; for one object per line use .jsonl")
+        raise DataError(
+            f"{path}: expected a JSON array of {{instruction, input, output}} objects, "
+            f"got a JSON {type(data).__name__}; for one object per line use .jsonl"
+        )
     for i, obj in enumerate(data, start=1):
         sink.rows += 1
         where = f"{path}:row {i}"
@@ -71,26 +76,33 @@ def split_answers(text: str) -> list[str]:
     return [a.strip() for a in text.split(";") if a.strip()]
 
 
-def truthfulqa_rows(path: Path, split: str, columns: tuple[str, ...],
-                    sink: RowSink) -> Iterator[tuple[str, dict[str, str]]]:
+def truthfulqa_rows(
+    path: Path, split: str, columns: tuple[str, ...], sink: RowSink
+) -> Iterator[tuple[str, dict[str, str]]]:
     """Yield ("path:row N", row) for the rows of `split`, cut by file order before any validation.
 
     The split is positional on purpose (no shuffling), so that results stay comparable with prior
     work; skipping a malformed row therefore never moves a question between train and test.
     """
     if split not in TRUTHFULQA_SPLITS:
-        raise ValueError(f"TruthfulQA split={split!r}; expected one of {', '.join(TRUTHFULQA_SPLITS)}")
+        raise ValueError(
+            f"TruthfulQA split={split!r}; expected one of {', '.join(TRUTHFULQA_SPLITS)}"
+        )
     try:
         with open_text(path) as f:
             reader = csv.DictReader(f)
             header = reader.fieldnames
             if not header:
-                raise DataError(f"{path}: the file is empty (a TruthfulQA CSV starts with the header "
-                                f"{','.join(columns)})")
+                raise DataError(
+                    f"{path}: the file is empty (a TruthfulQA CSV starts with the header "
+                    f"{','.join(columns)})"
+                )
             missing = [c for c in columns if c not in header]
             if missing:
-                raise DataError(f"{path}: not a TruthfulQA CSV: column(s) {', '.join(map(repr, missing))} "
-                                f"missing from the header (found {', '.join(header)})")
+                raise DataError(
+                    f"{path}: not a TruthfulQA CSV: column(s) {', '.join(map(repr, missing))} "
+                    f"missing from the header (found {', '.join(header)})"
+                )
             rows = list(reader)
     except csv.Error as e:
         raise DataError(f"{path}: malformed CSV ({e}); check quoting around that line") from e
@@ -110,8 +122,12 @@ def truthfulqa_rows(path: Path, split: str, columns: tuple[str, ...],
         sink.rows += 1
         where = f"{path}:row {n}"
         if None in row or any(v is None for v in row.values()):
-            sink.bad(DataError(f"{where}: the row has {'more' if None in row else 'fewer'} fields "
-                               "than the header; quote fields that contain commas"))
+            sink.bad(
+                DataError(
+                    f"{where}: the row has {'more' if None in row else 'fewer'} fields "
+                    "than the header; quote fields that contain commas"
+                )
+            )
             continue
         yield where, row
 
@@ -124,8 +140,9 @@ def truthfulqa_sft(row: dict[str, str], where: str, dimension: str | None) -> SF
     return SFTExample(user_prompt(question.strip()), best.strip(), dimension, where)
 
 
-def truthfulqa_pairs(row: dict[str, str], where: str, dimension: str | None,
-                     pairs_per_question: int) -> list[PreferencePair]:
+def truthfulqa_pairs(
+    row: dict[str, str], where: str, dimension: str | None, pairs_per_question: int
+) -> list[PreferencePair]:
     """Up to `pairs_per_question` (true, false) pairs, deterministic: the i-th pair takes true
     answer i (Best Answer first, then the other Correct Answers) and incorrect answer i, each list
     cycled when it is the shorter one."""
@@ -135,12 +152,16 @@ def truthfulqa_pairs(row: dict[str, str], where: str, dimension: str | None,
     correct = split_answers(get_str(row, "Correct Answers", where, need, empty_ok=True))
     incorrect = split_answers(get_str(row, "Incorrect Answers", where, need))
     if not incorrect:
-        raise DataError(f"{where}: field 'Incorrect Answers' has no answers ({need}, ';'-separated)")
+        raise DataError(
+            f"{where}: field 'Incorrect Answers' has no answers ({need}, ';'-separated)"
+        )
     trues = [best] + [c for c in correct if c != best]
     n = min(pairs_per_question, max(len(trues), len(incorrect)))
     msgs = user_prompt(question)
-    return [PreferencePair(msgs, trues[i % len(trues)], incorrect[i % len(incorrect)], dimension,
-                           where) for i in range(n)]
+    return [
+        PreferencePair(msgs, trues[i % len(trues)], incorrect[i % len(incorrect)], dimension, where)
+        for i in range(n)
+    ]
 
 
 # ---------------------------------------------------------------- BeaverTails
@@ -149,7 +170,9 @@ PAIRS_NEED = "BeaverTails pair rows need 'prompt', 'safe' and 'unsafe'"
 QA_NEED = "BeaverTails QA rows need 'prompt', 'response' and 'is_safe' (true/false)"
 
 
-def beavertails_pair_record(row: dict[str, Any], where: str, dimension: str | None) -> PreferencePair:
+def beavertails_pair_record(
+    row: dict[str, Any], where: str, dimension: str | None
+) -> PreferencePair:
     """prompt, safe, unsafe → chosen = safe, rejected = unsafe."""
     prompt = get_str(row, "prompt", where, PAIRS_NEED)
     safe = get_str(row, "safe", where, PAIRS_NEED)
@@ -165,12 +188,15 @@ def beavertails_qa_row(row: dict[str, Any], where: str) -> tuple[str, str, bool]
         raise DataError(f"{where}: field 'is_safe' missing ({QA_NEED})")
     is_safe = row["is_safe"]
     if not isinstance(is_safe, bool):
-        raise DataError(f"{where}: field 'is_safe' must be true or false, got {is_safe!r} ({QA_NEED})")
+        raise DataError(
+            f"{where}: field 'is_safe' must be true or false, got {is_safe!r} ({QA_NEED})"
+        )
     return prompt, response, is_safe
 
 
-def pair_safe_unsafe(rows: Iterable[tuple[str, str, str, bool]],
-                     dimension: str | None) -> tuple[list[PreferencePair], int]:
+def pair_safe_unsafe(
+    rows: Iterable[tuple[str, str, str, bool]], dimension: str | None
+) -> tuple[list[PreferencePair], int]:
     """PreferencePairs from labelled (where, prompt, response, is_safe) rows, and the number of
     rows left unpaired.
 
@@ -196,8 +222,10 @@ def pair_safe_unsafe(rows: Iterable[tuple[str, str, str, bool]],
 
 HUMAN, ASSISTANT = "\n\nHuman:", "\n\nAssistant:"
 _TURN = re.compile(r"\n\n(Human|Assistant):")
-HH_NEED = ("hh-rlhf rows need 'chosen' and 'rejected' dialogues written "
-           "'\\n\\nHuman: ...\\n\\nAssistant: ...' that share every turn up to the final Assistant turn")
+HH_NEED = (
+    "hh-rlhf rows need 'chosen' and 'rejected' dialogues written "
+    "'\\n\\nHuman: ...\\n\\nAssistant: ...' that share every turn up to the final Assistant turn"
+)
 
 
 def _normalise_hh(text: str) -> str:
@@ -213,11 +241,14 @@ def parse_hh_dialogue(text: str, where: str = "", key: str = "dialogue") -> list
     """
     parts = _TURN.split(_normalise_hh(text))  # [lead, role, content, role, content, ...]
     if len(parts) < 3:
-        raise DataError(f"{where}: field {key!r} has no '\\n\\nHuman:' / '\\n\\nAssistant:' turns "
-                        f"({HH_NEED})")
+        raise DataError(
+            f"{where}: field {key!r} has no '\\n\\nHuman:' / '\\n\\nAssistant:' turns ({HH_NEED})"
+        )
     if parts[0].strip():
-        raise DataError(f"{where}: field {key!r} has text before its first turn marker: "
-                        f"{parts[0].strip()[:60]!r} ({HH_NEED})")
+        raise DataError(
+            f"{where}: field {key!r} has text before its first turn marker: "
+            f"{parts[0].strip()[:60]!r} ({HH_NEED})"
+        )
     msgs: list[Message] = []
     for role, content in zip(parts[1::2], parts[2::2], strict=True):
         r = "user" if role == "Human" else "assistant"
@@ -241,22 +272,31 @@ def hh_record(row: dict[str, Any], where: str, dimension: str | None) -> Prefere
     rejected = _normalise_hh(get_str(row, "rejected", where, HH_NEED))
     for key, text in (("chosen", chosen), ("rejected", rejected)):
         if HUMAN not in text or ASSISTANT not in text:
-            raise DataError(f"{where}: field {key!r} has no '\\n\\nHuman:' and '\\n\\nAssistant:' "
-                            f"turns ({HH_NEED})")
+            raise DataError(
+                f"{where}: field {key!r} has no '\\n\\nHuman:' and '\\n\\nAssistant:' "
+                f"turns ({HH_NEED})"
+            )
     k = 0
     limit = min(len(chosen), len(rejected))
     while k < limit and chosen[k] == rejected[k]:
         k += 1
     cut = chosen.rfind(ASSISTANT, 0, k)
-    if cut == -1 or HUMAN in chosen[cut + len(ASSISTANT):] or HUMAN in rejected[cut + len(ASSISTANT):]:
-        raise DataError(f"{where}: the prompts of 'chosen' and 'rejected' differ (they diverge at "
-                        f"character {k}: {chosen[k:k + 40]!r} vs {rejected[k:k + 40]!r}); {HH_NEED}")
+    if (
+        cut == -1
+        or HUMAN in chosen[cut + len(ASSISTANT) :]
+        or HUMAN in rejected[cut + len(ASSISTANT) :]
+    ):
+        raise DataError(
+            f"{where}: the prompts of 'chosen' and 'rejected' differ (they diverge at "
+            f"character {k}: {chosen[k : k + 40]!r} vs {rejected[k : k + 40]!r}); {HH_NEED}"
+        )
     messages = parse_hh_dialogue(chosen[:cut], where, "chosen")
     if messages[0]["role"] != "user" or messages[-1]["role"] != "user":
-        raise DataError(f"{where}: the shared prompt must start and end with a Human turn ({HH_NEED})")
+        raise DataError(
+            f"{where}: the shared prompt must start and end with a Human turn ({HH_NEED})"
+        )
 
     def reply(text: str) -> str:
-        return "\n\n".join(p.strip() for p in text[cut + len(ASSISTANT):].split(ASSISTANT)).strip()
+        return "\n\n".join(p.strip() for p in text[cut + len(ASSISTANT) :].split(ASSISTANT)).strip()
 
     return PreferencePair(tuple(messages), reply(chosen), reply(rejected), dimension, where)
-

@@ -32,11 +32,18 @@ from trinityx.data.records import Message, PreferencePair, RoutingExample, SFTEx
 
 SFT_NEED = "SFT rows need 'prompt' and 'response', or 'messages'"
 PREF_NEED = "preference rows need 'prompt', 'chosen' and 'rejected'"
-ROUTING_NEED = ("routing rows need 'prompt' and 'weights' {dimension: weight}, "
-                "or a 'dimension' for a one-hot target")
+ROUTING_NEED = (
+    "routing rows need 'prompt' and 'weights' {dimension: weight}, "
+    "or a 'dimension' for a one-hot target"
+)
 ROW_FORMATS = ("alpaca", "beavertails_pairs", "beavertails_qa", "hh_rlhf", "jsonl")
-DEFAULT_DIMENSION = {"alpaca": "helpful", "beavertails_pairs": "harmless",
-                     "beavertails_qa": "harmless", "hh_rlhf": "harmless", "truthfulqa": "honest"}
+DEFAULT_DIMENSION = {
+    "alpaca": "helpful",
+    "beavertails_pairs": "harmless",
+    "beavertails_qa": "harmless",
+    "hh_rlhf": "harmless",
+    "truthfulqa": "honest",
+}
 
 
 def detect_row_format(row: dict[str, Any]) -> str:
@@ -66,12 +73,15 @@ def _prompt(row: dict[str, Any], where: str, system: str | None, need: str) -> t
     if isinstance(value, list):
         msgs = check_messages(value, where, "prompt", last_role="user")
         return _with_system(msgs, system, where, "prompt")
-    raise DataError(f"{where}: field 'prompt' must be a string or a list of messages, "
-                    f"got {type(value).__name__} ({need})")
+    raise DataError(
+        f"{where}: field 'prompt' must be a string or a list of messages, "
+        f"got {type(value).__name__} ({need})"
+    )
 
 
-def _with_system(msgs: tuple[Message, ...], system: str | None, where: str,
-                 key: str) -> tuple[Message, ...]:
+def _with_system(
+    msgs: tuple[Message, ...], system: str | None, where: str, key: str
+) -> tuple[Message, ...]:
     if system is None:
         return msgs
     if msgs[0]["role"] == "system":
@@ -85,26 +95,31 @@ def _sft(row: dict[str, Any], where: str, system: str | None, dim: str | None) -
             raise DataError(f"{where}: give either 'messages' or 'prompt' + 'response', not both")
         msgs = check_messages(row["messages"], where, "messages", last_role="assistant")
         if len(msgs) < 2 or msgs[-2]["role"] != "user":
-            raise DataError(f"{where}: field 'messages' must end with a user turn followed by the "
-                            "assistant response to learn")
+            raise DataError(
+                f"{where}: field 'messages' must end with a user turn followed by the "
+                "assistant response to learn"
+            )
         if not msgs[-1]["content"].strip():
             raise DataError(f"{where}: field 'messages' ends with an empty assistant response")
-        return SFTExample(_with_system(msgs[:-1], system, where, "messages"), msgs[-1]["content"],
-                          dim, where)
+        return SFTExample(
+            _with_system(msgs[:-1], system, where, "messages"), msgs[-1]["content"], dim, where
+        )
     messages = _prompt(row, where, system, SFT_NEED)
     return SFTExample(messages, get_str(row, "response", where, SFT_NEED), dim, where)
 
 
-def _preference(row: dict[str, Any], where: str, system: str | None,
-                dim: str | None) -> PreferencePair:
+def _preference(
+    row: dict[str, Any], where: str, system: str | None, dim: str | None
+) -> PreferencePair:
     messages = _prompt(row, where, system, PREF_NEED)
     chosen = get_str(row, "chosen", where, PREF_NEED)
     rejected = get_str(row, "rejected", where, PREF_NEED)
     return PreferencePair(messages, chosen, rejected, dim, where)
 
 
-def _routing(row: dict[str, Any], where: str, system: str | None,
-             dim: str | None) -> RoutingExample:
+def _routing(
+    row: dict[str, Any], where: str, system: str | None, dim: str | None
+) -> RoutingExample:
     messages = _prompt(row, where, system, ROUTING_NEED)
     if "weights" not in row:
         if dim is None:
@@ -112,31 +127,54 @@ def _routing(row: dict[str, Any], where: str, system: str | None,
         return RoutingExample(messages, {dim: 1.0}, where)
     weights = row["weights"]
     if not isinstance(weights, dict) or not weights:
-        raise DataError(f"{where}: field 'weights' must be a non-empty object "
-                        f"{{dimension: weight}} over {', '.join(DIMENSIONS)}")
+        raise DataError(
+            f"{where}: field 'weights' must be a non-empty object "
+            f"{{dimension: weight}} over {', '.join(DIMENSIONS)}"
+        )
     for name, w in weights.items():
         check_dimension(name, where, f"weights.{name}")
         if isinstance(w, bool) or not isinstance(w, int | float) or not math.isfinite(w):
             raise DataError(f"{where}: field 'weights.{name}' must be a finite number, got {w!r}")
         if w < 0:
-            raise DataError(f"{where}: field 'weights.{name}' is negative ({w}); weights are "
-                            "non-negative shares of the prompt per dimension")
+            raise DataError(
+                f"{where}: field 'weights.{name}' is negative ({w}); weights are "
+                "non-negative shares of the prompt per dimension"
+            )
     total = float(sum(weights.values()))
     if total <= 0:
         raise DataError(f"{where}: field 'weights' sums to 0; give at least one positive weight")
     return RoutingExample(messages, {k: float(v) / total for k, v in weights.items()}, where)
 
 
-def generic_record(row: dict[str, Any], where: str, kind: str | None, split: str | None = None,
-                   dimension: str | None = None) -> Record | None:
+def _is_preference(row: dict[str, Any], kind: str | None) -> bool:
+    """Whether to read a row as a preference pair.
+
+    As read (kind=None) a row with 'chosen'/'rejected' is a pair even if it also has a 'response'
+    (a pair carries more); for kind="sft" an explicit 'response'/'messages' wins over 'chosen'.
+    """
+    has_pair = "chosen" in row or "rejected" in row
+    if kind == "preference" or (kind is None and has_pair):
+        return True
+    return kind == "sft" and has_pair and not {"response", "messages"} & set(row)
+
+
+def generic_record(
+    row: dict[str, Any],
+    where: str,
+    kind: str | None,
+    split: str | None = None,
+    dimension: str | None = None,
+) -> Record | None:
     """Parse one generic row; None when it is valid but outside the `split`/`dimension` filter.
 
     The row is validated before filtering, so a malformed held-out row fails a train read too.
     """
     row_split = row.get("split")
     if row_split is not None and not isinstance(row_split, str):
-        raise DataError(f"{where}: field 'split' must be a string such as 'train' or 'heldout', "
-                        f"got {type(row_split).__name__}")
+        raise DataError(
+            f"{where}: field 'split' must be a string such as 'train' or 'heldout', "
+            f"got {type(row_split).__name__}"
+        )
     row_dim = row.get("dimension")
     if row_dim is not None:
         check_dimension(row_dim, where)
@@ -146,7 +184,7 @@ def generic_record(row: dict[str, Any], where: str, kind: str | None, split: str
     dim = row_dim if row_dim is not None else dimension
     if kind == "routing" or (kind is None and "weights" in row):
         rec: Record = _routing(row, where, system, dim)
-    elif kind == "preference" or ("chosen" in row and not {"response", "messages"} & set(row)):
+    elif _is_preference(row, kind):
         rec = _preference(row, where, system, dim)
     else:
         rec = _sft(row, where, system, dim)
@@ -157,9 +195,15 @@ def generic_record(row: dict[str, Any], where: str, kind: str | None, split: str
     return rec
 
 
-def records_from_rows(rows: Iterable[tuple[str, dict[str, Any]]], fmt: str, *, kind: str | None,
-                      sink: RowSink, split: str | None = None,
-                      dimension: str | None = None) -> list[Record]:
+def records_from_rows(
+    rows: Iterable[tuple[str, dict[str, Any]]],
+    fmt: str,
+    *,
+    kind: str | None,
+    sink: RowSink,
+    split: str | None = None,
+    dimension: str | None = None,
+) -> list[Record]:
     """Parse (where, row) pairs of one row format into records of `kind`, bad rows via the sink.
 
     `dimension` overrides a format's default label (alpaca → helpful, ...); for generic rows it
@@ -168,14 +212,19 @@ def records_from_rows(rows: Iterable[tuple[str, dict[str, Any]]], fmt: str, *, k
     if fmt not in ROW_FORMATS:
         raise ValueError(f"row format {fmt!r} is not one of {', '.join(ROW_FORMATS)}")
     if split is not None and fmt != "jsonl":
-        raise ValueError(f"split={split!r} filters generic JSONL rows by their 'split' field; "
-                         f"{fmt} data is split by file, so read the file of the split you want")
+        raise ValueError(
+            f"split={split!r} filters generic JSONL rows by their 'split' field; "
+            f"{fmt} data is split by file, so read the file of the split you want"
+        )
     dim = dimension if dimension is not None or fmt == "jsonl" else DEFAULT_DIMENSION[fmt]
     out: list[Record] = []
     if fmt == "beavertails_qa":
         return _beavertails_qa(rows, kind, sink, dim)
-    parse = {"alpaca": alpaca_record, "beavertails_pairs": beavertails_pair_record,
-             "hh_rlhf": hh_record}.get(fmt)
+    parse = {
+        "alpaca": alpaca_record,
+        "beavertails_pairs": beavertails_pair_record,
+        "hh_rlhf": hh_record,
+    }.get(fmt)
     for where, row in rows:
         try:
             if parse is not None:
@@ -191,8 +240,9 @@ def records_from_rows(rows: Iterable[tuple[str, dict[str, Any]]], fmt: str, *, k
     return out
 
 
-def _beavertails_qa(rows: Iterable[tuple[str, dict[str, Any]]], kind: str | None, sink: RowSink,
-                    dim: str | None) -> list[Record]:
+def _beavertails_qa(
+    rows: Iterable[tuple[str, dict[str, Any]]], kind: str | None, sink: RowSink, dim: str | None
+) -> list[Record]:
     """Labelled QA rows: SFT keeps the safe answers only; preference pairs safe with unsafe."""
     parsed = []
     for where, row in rows:
@@ -211,4 +261,3 @@ def _beavertails_qa(rows: Iterable[tuple[str, dict[str, Any]]], kind: str | None
             continue
         out.append(convert(SFTExample(user_prompt(prompt), response, dim, where), kind, where))
     return out
-

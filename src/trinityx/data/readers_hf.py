@@ -97,8 +97,10 @@ def read_hf(
     field_map = dict(field_map or {})
     missing = [c for c in field_map.values() if c not in ds.column_names]
     if missing:
-        raise DataError(f"{source}: field_map names column(s) {', '.join(map(repr, missing))} that "
-                        f"the dataset lacks; its columns are {', '.join(ds.column_names)}")
+        raise DataError(
+            f"{source}: field_map names column(s) {', '.join(map(repr, missing))} that "
+            f"the dataset lacks; its columns are {', '.join(ds.column_names)}"
+        )
     sink = RowSink(source, skip_bad_rows, report)
 
     def rows() -> Iterator[tuple[str, dict[str, Any]]]:

@@ -48,7 +48,7 @@ def _as_sft(records: list) -> list[SFTExample]:
 def _bf16(cfg: TrainExpertConfig, device: torch.device) -> bool:
     if cfg.optim.bf16 == "auto":
         return bf16_autocast_supported(device)
-    return cfg.optim.bf16 == "true"
+    return bool(cfg.optim.bf16)
 
 
 def _last_checkpoint(folder: Path) -> str | None:
@@ -75,6 +75,7 @@ def _common_args(cfg: TrainExpertConfig, out: Path, device: torch.device, lr: fl
         data_seed=cfg.seed,
         bf16=_bf16(cfg, device),
         use_cpu=device.type == "cpu",
+        gradient_checkpointing=cfg.optim.gradient_checkpointing,
         report_to="none",
         disable_tqdm=False,
         dataloader_num_workers=0,
@@ -204,7 +205,8 @@ def run(cfg: TrainExpertConfig, callbacks: list | None = None) -> Path:
     set_seed(cfg.seed)
     backbone = load_backbone(cfg.backbone, for_training=True)
     device = backbone.model.device
-    records = load_sources(cfg, cfg.train, dimension=cfg.dimension)
+    kind = "preference" if cfg.method in ("dpo", "sft+dpo") else None
+    records = load_sources(cfg, cfg.train, kind=kind, dimension=cfg.dimension)
     pairs = [r for r in records if isinstance(r, PreferencePair)]
     if cfg.method in ("dpo", "sft+dpo") and not pairs:
         raise ValueError(f"method={cfg.method} needs preference data (prompt/chosen/rejected)")

@@ -1,0 +1,296 @@
+"""Judges: clear config errors, OpenAI prompt/parse via a mock transport (no network), a tiny HF
+classifier, and local judge training + save/load round trips with a fake hashing encoder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+from trinityx.eval import judges as J
+from trinityx.eval import local_judges as L
+
+# --------------------------------------------------------------------------- OpenAI-compatible
+
+
+def test_openai_judge_without_config_fails_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(J.JudgeConfigError, match=r"judge\.base_url"):
+        J.OpenAIJudge(model="gpt-4o")
+    with pytest.raises(J.JudgeConfigError, match=r"judge\.model"):
+        J.OpenAIJudge(base_url="http://127.0.0.1:9/v1")
+    monkeypatch.delenv("TRX_TEST_KEY", raising=False)
+    with pytest.raises(J.JudgeConfigError, match=r"TRX_TEST_KEY is not set.*export TRX_TEST_KEY="):
+        J.OpenAIJudge(base_url="http://127.0.0.1:9/v1", model="m", api_key_env="TRX_TEST_KEY")
+    with pytest.raises(J.JudgeConfigError, match="unknown judge"):
+        J.build_judge("gpt5")
+
+
+def test_reply_parsers() -> None:
+    assert J.parse_yes_no(" Yes.") == 1.0 and J.parse_yes_no("no, it is false") == 0.0
+    assert np.isnan(J.parse_yes_no("perhaps"))
+    assert J.parse_safety("Unsafe") == 1.0 and J.parse_safety("safe") == 0.0
+    assert J.parse_pair('"Output (b)"') == "b" and J.parse_pair("(a)") == "a"
+    assert J.parse_pair("both are fine") is None
+    assert J.truth_prompt("Q?", "A.") == "Q: Q?\nA: A.\nTrue:"
+
+
+def _fake_api(calls: list[dict]) -> httpx.MockTransport:
+    """Answers like a judge model would: yes iff the answer says Paris; prefers the longer output."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/v1/chat/completions"
+        assert request.headers["Authorization"] == "Bearer sk-test"
+        body = json.loads(request.content)
+        calls.append(body)
+        system, user = (m["content"] for m in body["messages"])
+        if "GPT-judge" in system or "GPT-info" in system:
+            reply = "yes" if "Paris" in user else "no"
+        elif "safety" in system:
+            reply = "unsafe" if "knife" in user else "safe"
+        else:
+            a = user.split("# Output (a):\n")[1].split("\n\n# Output (b)")[0]
+            b = user.split("# Output (b):\n")[1].split("\n\n# Which")[0]
+            reply = "Output (a)" if len(a) > len(b) else "Output (b)" if len(b) > len(a) else "?"
+        return httpx.Response(200, json={"choices": [{"message": {"content": reply}}]})
+
+    return httpx.MockTransport(handler)
+
+
+def test_openai_judge_prompts_parsing_and_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TRX_TEST_KEY", "sk-test")
+    calls: list[dict] = []
+    kw = dict(
+        base_url="http://judge.invalid/v1",
+        model="m",
+        api_key_env="TRX_TEST_KEY",
+        cache_dir=tmp_path,
+    )
+    judge = J.OpenAIJudge(**kw, transport=_fake_api(calls))
+    assert isinstance(judge, J.Judge)
+    qs, ans = ["Capital of France?", "Capital of France?"], ["Paris.", "Lyon."]
+    assert judge.truthful(qs, ans) == [1.0, 0.0]
+    assert calls[0]["messages"][1]["content"] == "Q: Capital of France?\nA: Paris.\nTrue:"
+    assert calls[0]["temperature"] == 0
+    assert judge.informative(qs, ans)[0] == 1.0 and calls[-1]["messages"][1]["content"].endswith(
+        "Helpful:"
+    )
+    assert judge.harmful(["p", "p"], ["use a knife", "please talk to someone"]) == [1.0, 0.0]
+    instr = [f"instruction {i}" for i in range(8)]
+    prefs = judge.prefer(instr, ["short"] * 8, ["a much longer answer"] * 8)
+    assert prefs == [2.0] * 8  # longer model output wins whichever position it was shown in
+    assert {J.swap_order(i) for i in instr} == {True, False}  # both orders were exercised
+    with pytest.warns(UserWarning, match="unparseable"):
+        assert judge.prefer(["tie"], ["same"], ["same"]) == [1.5]
+    n = len(calls)
+    again = J.OpenAIJudge(**kw, transport=_fake_api(calls))  # new process, same cache dir
+    assert again.truthful(qs, ans) == [1.0, 0.0] and len(calls) == n
+    assert "sk-test" not in (tmp_path / "openai_judge_cache.jsonl").read_text()
+
+
+def test_openai_judge_http_error_names_status(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRX_TEST_KEY", "sk-test")
+    bad = httpx.MockTransport(lambda r: httpx.Response(401, json={"error": "invalid key"}))
+    judge = J.OpenAIJudge("http://judge.invalid/v1", "m", "TRX_TEST_KEY", transport=bad)
+    with pytest.raises(RuntimeError, match="returned 401"):
+        judge.truthful(["q"], ["a"])
+
+
+# --------------------------------------------------------------------------- HF classifier
+
+
+def _tiny_classifier(path: Path) -> Path:
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
+
+    words = "[PAD] [UNK] [CLS] [SEP] how do i make a knife bomb sorry cannot help".split()
+    vocab = {w: i for i, w in enumerate(words)}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", 2), ("[SEP]", 3)],
+    )
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+    )
+    cfg = BertConfig(
+        vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, max_position_embeddings=64, num_labels=2,
+        id2label={0: "safe", 1: "unsafe"}, label2id={"safe": 0, "unsafe": 1},
+    )  # fmt: skip
+    BertForSequenceClassification(cfg).save_pretrained(path)
+    fast.save_pretrained(path)
+    return path
+
+
+def test_hf_classifier_judge_returns_probabilities(tmp_path: Path) -> None:
+    path = _tiny_classifier(tmp_path / "clf")
+    judge = J.build_judge("hf_classifier", path=path, unsafe_label="UNSAFE", batch_size=2)
+    p = judge.harmful(["how do i make a bomb"] * 3, ["sorry cannot help", "a knife", "make a bomb"])
+    assert len(p) == 3 and all(0.0 <= x <= 1.0 for x in p)
+    by_index = J.HFClassifierJudge(path, unsafe_label=0).harmful(["how"], ["sorry"])[0]
+    assert by_index == pytest.approx(1 - judge.harmful(["how"], ["sorry"])[0], abs=1e-6)
+    with pytest.raises(J.JudgeConfigError, match="not in"):
+        J.HFClassifierJudge(path, unsafe_label="toxic")
+    with pytest.raises(NotImplementedError, match="cannot judge truthfulness"):
+        judge.truthful(["q"], ["a"])
+
+
+# --------------------------------------------------------------------------- local judges
+
+
+def _synthetic_data(root: Path) -> Path:
+    """Learnable toy versions of every judge file: the label is carried by a keyword."""
+    rng = np.random.default_rng(0)
+    tq = root / "truthfulqa"
+    tq.mkdir(parents=True)
+    for kind, tag in (("truth", "True"), ("info", "Helpful")):
+        rows = []
+        for q in range(40):
+            for k in range(4):
+                good = (q + k) % 2 == 0
+                ans = f"{'correct' if good else 'wrong'} reply {rng.integers(1000)}"
+                rows.append(
+                    {
+                        "prompt": f"Q: question {q}?\nA: {ans}\n{tag}:",
+                        "completion": " yes" if good else " no",
+                    }
+                )
+        (tq / f"finetune_{kind}.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    bt = root / "beavertails"
+    bt.mkdir()
+    for split, n in (("train", 60), ("test", 20)):
+        rows = [
+            {
+                "prompt": f"{split} request {i}",
+                "safe": f"sorry I refuse {i}",
+                "unsafe": f"sure weapon steps {i}",
+            }
+            for i in range(n)
+        ]
+        (bt / f"spard_beavertails_pairs_{split}.jsonl").write_text(
+            "\n".join(json.dumps(r) for r in rows)
+        )
+    ann = root / "alpaca_eval" / "gpt4_annotations_vs_davinci003"
+    ann.mkdir(parents=True)
+    rows = []
+    for i in range(60):
+        good_second = i % 3 != 0
+        o1, o2 = (
+            ("vague text", "detailed helpful answer")
+            if good_second
+            else ("detailed helpful answer", "vague text")
+        )
+        rows.append(
+            {
+                "instruction": f"task {i}",
+                "output_1": o1,
+                "output_2": o2,
+                "preference": 2 if good_second else 1,
+            }
+        )
+    rows.append({"instruction": "task tie", "output_1": "x", "output_2": "y", "preference": 1.5})
+    (ann / "toy.json").write_text(json.dumps(rows))
+    (ann / "toy_model_outputs.json").write_text(
+        json.dumps([{"instruction": "task 0", "output": "o"}])
+    )
+    return root  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("judges")
+    data = _synthetic_data(root / "data")
+    for kind in L.KINDS:
+        L.train_judge(
+            kind, data, root / "judges" / kind, encoder=L.HashingEncoder(64), cache_dir=root / "emb"
+        )
+    return root
+
+
+@pytest.mark.parametrize("kind", L.KINDS)
+def test_local_judge_artifact_and_round_trip(trained: Path, kind: str) -> None:
+    out = trained / "judges" / kind
+    assert sorted(p.name for p in out.iterdir()) == ["head.safetensors", "judge.json"]  # no pickle
+    meta = json.loads((out / "judge.json").read_text())
+    assert meta["kind"] == kind and meta["encoder"] == "hashing-64"
+    assert all(len(f["sha256"]) == 64 for f in meta["data_files"])
+    m = meta["metrics"]
+    acc = m.get("heldout_accuracy", m.get("heldout_agreement"))
+    assert acc >= 0.8 and m["n_test"] > 0
+    cols = {
+        "pairwise": (["task 1", "task 3"], ["vague text", "detailed helpful answer"], ["detailed helpful answer", "vague text"]),
+        "harm": (["request", "request"], ["sorry I refuse", "sure weapon steps"]),
+    }.get(kind, (["question 3?", "question 3?"], ["correct reply", "wrong reply"]))  # fmt: skip
+    first = L.TrainedJudge.load(out, encoder=L.HashingEncoder(64)).predict_proba(*cols)
+    second = L.TrainedJudge.load(out).predict_proba(*cols)  # encoder rebuilt from judge.json
+    np.testing.assert_array_equal(first, second)
+    assert first[0] > 0.5 > first[1] if kind != "harm" else first[1] > 0.5 > first[0]
+
+
+def test_local_judge_interface_and_retrain_overwrites(trained: Path) -> None:
+    judge = J.build_judge("local", path=trained / "judges")
+    assert judge.truthful(["question 1?"], ["correct reply"])[0] > 0.5
+    assert judge.informative(["question 1?"], ["wrong reply"])[0] < 0.5
+    assert judge.harmful(["r"], ["sure weapon steps"])[0] > 0.5
+    pref = judge.prefer(["task 5"], ["vague text"], ["detailed helpful answer"])[0]
+    assert 1.5 < pref <= 2.0
+    hard = J.LocalJudge(trained / "judges", hard_preferences=True)
+    assert hard.prefer(["task 5"], ["vague text"], ["detailed helpful answer"]) == [2.0]
+    single = J.LocalJudge(trained / "judges" / "harm")
+    with pytest.raises(NotImplementedError, match="'harm' judge"):
+        single.truthful(["q"], ["a"])
+    with pytest.raises(ValueError, match="encoder"):
+        L.TrainedJudge.load(trained / "judges" / "truth", encoder=L.HashingEncoder(32))
+    again = L.train_judge(
+        "truth", trained / "data", trained / "judges" / "truth", encoder=L.HashingEncoder(64)
+    )
+    assert (again / "judge.json").is_file()
+    assert not [p for p in again.parent.iterdir() if p.name.startswith(".")]  # temp dirs cleaned
+
+
+def test_embedding_cache_persists(tmp_path: Path) -> None:
+    calls: list[int] = []
+
+    class Counting(L.HashingEncoder):
+        def __call__(self, texts):  # noqa: ANN001, ANN204
+            calls.append(len(texts))
+            return super().__call__(texts)
+
+    enc = L.CachedEncoder(Counting(16), tmp_path)
+    a = enc(["x y", "x y", "z"])
+    assert calls == [2] and a.shape == (3, 16)
+    b = L.CachedEncoder(Counting(16), tmp_path)(["z", "x y"])
+    assert calls == [2] and np.array_equal(b, a[[2, 0]])
+
+
+def test_train_judge_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from trinityx.stages import train_judge as stage
+
+    data = _synthetic_data(tmp_path / "data")
+    monkeypatch.setattr(L, "SentenceEncoder", lambda: L.HashingEncoder(32))  # no wheel in tests
+    out = stage.run(
+        stage.TrainJudgeConfig("pairwise", str(data), str(tmp_path / "pw"), max_rows=50)
+    )
+    assert json.loads((out / "judge.json").read_text())["max_rows"] == 50
+    with pytest.raises(ValueError, match="choose one of"):
+        stage.run(stage.TrainJudgeConfig("style", str(data), str(tmp_path / "x")))
+
+
+def test_real_data_local_judge_smoke(shared_data: Path, tmp_path: Path) -> None:
+    out = L.train_judge(
+        "truth", shared_data, tmp_path / "t", encoder=L.HashingEncoder(64), max_rows=600
+    )
+    meta = json.loads((out / "judge.json").read_text())
+    assert meta["data_files"][0]["path"] == "truthfulqa/finetune_truth.jsonl"
+    assert 0.0 <= meta["metrics"]["heldout_accuracy"] <= 1.0
