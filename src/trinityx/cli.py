@@ -85,6 +85,10 @@ def _demo(args: argparse.Namespace) -> Any:
 COMMANDS: dict[str, tuple[type | None, Callable, str]] = {
     "train-expert": (C.TrainExpertConfig, lambda: _stage(C.TrainExpertConfig, "train_expert"),
                      "train one LoRA expert (SFT and/or DPO) for one HHH dimension"),
+    "compose": (C.ComposeConfig, lambda: _stage(C.ComposeConfig, "compose"),
+                "inject the experts into the backbone, train and calibrate the router (MoCaE)"),
+    "calibrate": (C.CalibrateConfig, lambda: _stage(C.CalibrateConfig, "calibrate"),
+                  "refit a composed model's router calibration on new held-out prompts"),
     "demo": (None, lambda: _demo, "train the three experts on the starter data with SmolLM2 and show"
              " what they learned"),
 }
