@@ -1,8 +1,11 @@
 """`trinityx demo` (`make demo`): the main job on the embedded default, end to end.
 
-Trains the three HHH experts on the bundled starter data with SmolLM2 (reusing finished expert
-artifacts, resuming interrupted ones) and prints what each learned: held-out loss before/after,
-training loss first/last, and a before/after answer for one prompt per dimension.
+1. Trains the three HHH experts on the bundled starter data with SmolLM2 (reusing finished expert
+   artifacts, resuming interrupted ones) and prints what each learned: held-out loss before/after,
+   training loss first/last, and a before/after answer for one prompt per dimension.
+2. Composes them (MoCaE, token routing), trains and calibrates the router, and prints the router's
+   held-out accuracy and ECE/Brier/NLL before/after calibration, then answers one prompt per
+   dimension with the composed model next to the bare backbone, with the routing weights used.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import time
 from pathlib import Path
 
 from trinityx import DIMENSIONS
-from trinityx.config import TrainExpertConfig, load_config
+from trinityx.config import ComposeConfig, TrainExpertConfig, load_config
 
 CONFIG_ROOT = Path(__file__).resolve().parents[2] / "configs"
 
@@ -67,5 +70,49 @@ def run_demo(fast: bool = False, workdir: str | Path = "runs/demo") -> dict[str,
         print(f"  training loss: first {_fmt(m['first_train_loss'])}, last {last}")
         s = m["samples"][-1]
         print(f"  prompt: {s['prompt']}\n  before: {s['before'][:300]}\n  after:  {s['after'][:300]}")
+    results["composed"] = _compose(fast, workdir, {d: results[d]["folder"] for d in DIMENSIONS})
     print(f"\nall done in {time.time() - t_all:.0f} s; artifacts under {workdir}")
     return results
+
+
+def _compose(fast: bool, workdir: Path, experts: dict[str, str]) -> dict:
+    from trinityx.model.composed import TrinityXModel
+    from trinityx.model.scoring import generate_greedy
+    from trinityx.stages import compose
+    from trinityx.stages.compose import SHOWCASE
+
+    path = CONFIG_ROOT / ("tiny" if fast else "smollm2") / "compose.yaml"
+    over = [f"output_dir={workdir / 'composed' / 'token'}"]
+    over += [f"experts.{k}={v}" for k, v in experts.items()]
+    cfg = load_config(ComposeConfig, path, over)
+    out = Path(cfg.output_dir)
+    t0 = time.time()
+    if (out / "manifest.json").is_file():
+        print(f"\n[compose] reusing composed model at {out}")
+    else:
+        print(f"\n[compose] training the {cfg.routing} router and calibrating it ...", flush=True)
+        compose.run(cfg)
+    report = json.loads((out / "report.json").read_text())
+    cal = report["calibration"]
+    print("\n=== The composed model (MoCaE) ===")
+    print(f"  prior gamma (task vectors): "
+          + ", ".join(f"{k}={v:.2f}" for k, v in report["prior"]["gamma"].items()))
+    print(f"  router held-out accuracy: untrained {report['heldout_accuracy_untrained']:.3f} -> "
+          f"trained {cal['after']['accuracy']:.3f} (n={cal['n']})")
+    for key in ("ece", "brier", "nll"):
+        print(f"  {key.upper():5s} before {cal['before'][key]:.3f} -> after {cal['after'][key]:.3f}"
+              f"  (temperature {cal['temperature']:.2f})" if key == "ece" else
+              f"  {key.upper():5s} before {cal['before'][key]:.3f} -> after {cal['after'][key]:.3f}")
+    print(f"  reliability diagram: {out / 'reliability.png'}; routing heat map: "
+          f"{out / 'routing_heatmap.png'}")
+    model = TrinityXModel.from_pretrained(out)
+    prompts = list(SHOWCASE.values())
+    res = model.generate(prompts, max_new_tokens=48 if not fast else 8)
+    with model.experts_off():
+        plain = generate_greedy(model.model, model.tokenizer,
+                                [({"role": "user", "content": p},) for p in prompts],
+                                max_new_tokens=48 if not fast else 8)
+    for p, a, b, r in zip(prompts, plain, res.texts, res.routing):
+        g = ", ".join(f"{k}={v:.2f}" for k, v in r["gates"].items())
+        print(f"\n  prompt: {p}\n  backbone: {a[:240]}\n  TrinityX [{g}]: {b[:240]}")
+    return {"folder": str(out), "seconds": round(time.time() - t0, 1), "calibration": cal}
