@@ -81,16 +81,39 @@ def _demo(args: argparse.Namespace) -> Any:
     return run_demo(fast=args.fast, workdir=args.workdir)
 
 
-# command -> (config class or None, handler factory, help)
-COMMANDS: dict[str, tuple[type | None, Callable, str]] = {
+def _serve(args: argparse.Namespace) -> Any:
+    from trinityx.serve.app import serve
+
+    return serve(args.model_dir, host=args.host, port=args.port)
+
+
+def _serve_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model_dir", help="composed artifact folder (from `trinityx compose`)")
+    p.add_argument("--host", default="127.0.0.1", help="bind address (default loopback)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+
+
+def _demo_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--fast", action="store_true",
+                   help="tiny random backbone and few steps (a smoke test in seconds)")
+    p.add_argument("--workdir", default="runs/demo", help="where artifacts go")
+
+
+# commands with their own plain options: name -> (add_arguments, handler, help)
+PLAIN: dict[str, tuple[Callable, Callable, str]] = {
+    "demo": (_demo_args, _demo, "train the three experts on the starter data with SmolLM2, compose"
+             " and calibrate them, and show what they learned"),
+    "serve": (_serve_args, _serve, "serve a composed model over an OpenAI-compatible HTTP API"),
+}
+
+# command -> (config class, handler factory, help)
+COMMANDS: dict[str, tuple[type, Callable, str]] = {
     "train-expert": (C.TrainExpertConfig, lambda: _stage(C.TrainExpertConfig, "train_expert"),
                      "train one LoRA expert (SFT and/or DPO) for one HHH dimension"),
     "compose": (C.ComposeConfig, lambda: _stage(C.ComposeConfig, "compose"),
                 "inject the experts into the backbone, train and calibrate the router (MoCaE)"),
     "calibrate": (C.CalibrateConfig, lambda: _stage(C.CalibrateConfig, "calibrate"),
                   "refit a composed model's router calibration on new held-out prompts"),
-    "demo": (None, lambda: _demo, "train the three experts on the starter data with SmolLM2 and show"
-             " what they learned"),
 }
 
 
@@ -105,23 +128,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="<command>", required=True)
     for name, (cls, factory, help_) in COMMANDS.items():
-        if cls is None:
-            p = sub.add_parser(name, help=help_, description=help_)
-            p.add_argument("--fast", action="store_true",
-                           help="tiny random backbone and few steps (a smoke test in seconds)")
-            p.add_argument("--workdir", default="runs/demo", help="where artifacts go")
-        else:
-            keys = "\n".join(describe(cls))
-            p = sub.add_parser(
-                name, help=help_,
-                description=f"{help_}\n\n{inspect.getdoc(cls)}\n\nConfig keys (YAML or key=value):\n"
-                f"{keys}",
-                formatter_class=argparse.RawDescriptionHelpFormatter,
-            )
-            p.add_argument("--config", "-c", help="YAML config file (see configs/)")
-            p.add_argument("overrides", nargs="*", metavar="key=value",
-                           help="dotted overrides, e.g. optim.epochs=3 lora.r=16")
+        keys = "\n".join(describe(cls))
+        p = sub.add_parser(
+            name, help=help_,
+            description=f"{help_}\n\n{inspect.getdoc(cls)}\n\nConfig keys (YAML or key=value):\n"
+            f"{keys}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        p.add_argument("--config", "-c", help="YAML config file (see configs/)")
+        p.add_argument("overrides", nargs="*", metavar="key=value",
+                       help="dotted overrides, e.g. optim.epochs=3 lora.r=16")
         p.set_defaults(handler=factory())
+    for name, (add_args, handler, help_) in PLAIN.items():
+        p = sub.add_parser(name, help=help_, description=help_)
+        add_args(p)
+        p.set_defaults(handler=handler)
     return parser
 
 
