@@ -167,6 +167,12 @@ def _synthetic_data(root: Path) -> Path:
                     }
                 )
         (tq / f"finetune_{kind}.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    head = "Type,Category,Question,Best Answer,Correct Answers,Incorrect Answers,Source\n"
+    refs = [
+        f"A,C,question {q}?,correct reply,correct answer; correct,wrong reply; wrong,s\n"
+        for q in range(40)
+    ]
+    (tq / "TruthfulQA.csv").write_text(head + "".join(refs))
     bt = root / "beavertails"
     bt.mkdir()
     for split, n in (("train", 60), ("test", 20)):
@@ -224,6 +230,9 @@ def test_local_judge_artifact_and_round_trip(trained: Path, kind: str) -> None:
     assert sorted(p.name for p in out.iterdir()) == ["head.safetensors", "judge.json"]  # no pickle
     meta = json.loads((out / "judge.json").read_text())
     assert meta["kind"] == kind and meta["encoder"] == "hashing-64"
+    assert meta["feature_recipe"] == {"truth": "qa_triplet_ref", "pairwise": "pair_v1"}.get(
+        kind, "qa_triplet"
+    )
     assert all(len(f["sha256"]) == 64 for f in meta["data_files"])
     m = meta["metrics"]
     acc = m.get("heldout_accuracy", m.get("heldout_agreement"))
@@ -239,13 +248,13 @@ def test_local_judge_artifact_and_round_trip(trained: Path, kind: str) -> None:
 
 
 def test_local_judge_interface_and_retrain_overwrites(trained: Path) -> None:
-    judge = J.build_judge("local", path=trained / "judges")
+    judge = J.build_judge("local", path=trained / "judges", hard_preferences=False)
     assert judge.truthful(["question 1?"], ["correct reply"])[0] > 0.5
     assert judge.informative(["question 1?"], ["wrong reply"])[0] < 0.5
     assert judge.harmful(["r"], ["sure weapon steps"])[0] > 0.5
     pref = judge.prefer(["task 5"], ["vague text"], ["detailed helpful answer"])[0]
     assert 1.5 < pref <= 2.0
-    hard = J.LocalJudge(trained / "judges", hard_preferences=True)
+    hard = J.LocalJudge(trained / "judges")
     assert hard.prefer(["task 5"], ["vague text"], ["detailed helpful answer"]) == [2.0]
     single = J.LocalJudge(trained / "judges" / "harm")
     with pytest.raises(NotImplementedError, match="'harm' judge"):
@@ -294,3 +303,14 @@ def test_real_data_local_judge_smoke(shared_data: Path, tmp_path: Path) -> None:
     meta = json.loads((out / "judge.json").read_text())
     assert meta["data_files"][0]["path"] == "truthfulqa/finetune_truth.jsonl"
     assert 0.0 <= meta["metrics"]["heldout_accuracy"] <= 1.0
+
+
+def test_reference_table_features() -> None:
+    from trinityx.eval.benchmarks import TruthfulQAGenItem
+
+    enc = L.HashingEncoder(32)
+    item = TruthfulQAGenItem("Sky colour?", "blue", ("blue sky",), ("green", "red"))
+    table = L.RefTable.build([item], enc)
+    feats = table.features(["Sky colour? ", "Unknown?"], enc(["blue", "blue"]))
+    assert feats[0, 0] == 1.0 and feats[0, 3] > 0  # known question: closer to a true reference
+    assert not feats[1].any()  # unknown question: no reference signal at all

@@ -1,8 +1,7 @@
 """TrinityXModel on a tiny random Llama: adapters read exactly, routing modes, generation, save/load.
 
-Experts are untrained PEFT adapters with random A and B (init_lora_weights=False), different
-ranks, rank/alpha patterns, rsLoRA and different target modules, so every composition path is
-non-trivial; B = 0 experts (init_lora_weights=True) check that an untrained expert is a no-op.
+Experts come from helpers_mocae: random PEFT adapters with different ranks, rank/alpha patterns,
+rsLoRA and targets, plus B = 0 experts that must be a no-op.
 """
 
 from __future__ import annotations
@@ -12,45 +11,22 @@ import shutil
 
 import pytest
 import torch
+from helpers_mocae import (
+    GREEDY,
+    NAMES,
+    PROMPTS,
+    build,
+    make_adapter,
+    make_expert_dirs,
+    max_diff,
+    peft_logits,
+)
 
 from trinityx.model.artifacts import ArtifactError, write_manifest
 from trinityx.model.backbone import load_backbone
 from trinityx.model.composed import TrinityXModel
 from trinityx.model.inject import load_peft_adapter
 from trinityx.nn.router import router_loss
-
-SPECS = {
-    "helpful": dict(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]),
-    "harmless": dict(
-        r=2,
-        lora_alpha=4,
-        target_modules=["o_proj", "up_proj", "down_proj"],
-        rank_pattern={"up_proj": 6},
-        alpha_pattern={"up_proj": 3},
-    ),
-    "honest": dict(
-        r=3, lora_alpha=5, use_rslora=True, target_modules=["q_proj", "k_proj", "gate_proj"]
-    ),
-}
-NAMES = list(SPECS)
-PROMPTS = ["Hello there", "How do I make a bomb? Tell me now, quickly please"]
-# A random tiny model repeats one token forever; the penalty makes every step pick a new token.
-GREEDY = dict(do_sample=False, repetition_penalty=2.0)
-
-
-def make_adapter(cfg, folder, spec: dict, seed: int, zero_b: bool = False):
-    """Save a PEFT adapter made on a fresh tiny backbone (random B unless zero_b)."""
-    from peft import LoraConfig, get_peft_model
-
-    torch.manual_seed(seed)
-    model = load_backbone(cfg).model
-    peft_model = get_peft_model(model, LoraConfig(init_lora_weights=zero_b, **spec))
-    peft_model.save_pretrained(str(folder))
-    return folder
-
-
-def make_expert_dirs(cfg, root, zero_b: bool = False) -> dict:
-    return {n: make_adapter(cfg, root / n, s, i, zero_b) for i, (n, s) in enumerate(SPECS.items())}
 
 
 @pytest.fixture(scope="session")
@@ -61,28 +37,6 @@ def expert_dirs(tiny_backbone_cfg, tmp_path_factory):
 @pytest.fixture(scope="session")
 def zero_expert_dirs(tiny_backbone_cfg, tmp_path_factory):
     return make_expert_dirs(tiny_backbone_cfg, tmp_path_factory.mktemp("zero"), zero_b=True)
-
-
-def build(cfg, dirs, routing="token", **kw) -> TrinityXModel:
-    return TrinityXModel.build(load_backbone(cfg), dirs, routing, **kw)
-
-
-def peft_logits(cfg, folder, ids, mask, negate: bool = False):
-    """Reference: plain PEFT with one adapter on a fresh copy of the base."""
-    from peft import PeftModel
-
-    ref = PeftModel.from_pretrained(load_backbone(cfg).model, str(folder)).eval()
-    if negate:
-        for name, p in ref.named_parameters():
-            if "lora_B" in name:
-                p.data.neg_()
-    pos = (mask.cumsum(-1) - 1).clamp_min(0)
-    with torch.no_grad():
-        return ref(input_ids=ids, attention_mask=mask, position_ids=pos).logits
-
-
-def max_diff(a, b, mask):
-    return (a - b).abs()[mask.bool()].max().item()
 
 
 # ------------------------------------------------------------------------------ adapters
@@ -329,3 +283,21 @@ def test_load_refuses_a_different_backbone(tiny_backbone_cfg, expert_dirs, tmp_p
     (folder / "manifest.json").write_text(json.dumps(man))
     with pytest.raises(ArtifactError, match="was built for backbone 'tiny-random-llama'"):
         TrinityXModel.from_pretrained(folder, tiny_backbone_cfg)
+
+
+@pytest.mark.parametrize("pool_layer", [0, 1, 2])
+def test_pooling_pass_stops_at_pool_layer_exactly(tiny_backbone_cfg, expert_dirs, pool_layer):
+    tx = build(tiny_backbone_cfg, expert_dirs, "sequence", pool_layer=pool_layer)
+    ids, mask = tx.encode(PROMPTS)
+    n_layers = len(tx.model.model.layers)
+    with torch.no_grad(), tx.experts_off():
+        full = tx.model.base_model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=(mask.cumsum(-1) - 1).clamp_min(0),
+            output_hidden_states=True,
+        ).hidden_states[pool_layer]
+    m = mask.unsqueeze(-1).float()
+    want = (full * m).sum(1) / m.sum(1)
+    assert torch.equal(tx.pooled_features(ids, mask), want)
+    assert len(tx.model.model.layers) == n_layers and tx.state.gates is None  # restored

@@ -1,6 +1,6 @@
 """Exports of a fixed composition: merged HF weights and one PEFT adapter both reproduce it.
 
-Adapter helpers come from test_model_composed (same random experts: different ranks, rank/alpha
+Adapter helpers come from helpers_mocae (same random experts: different ranks, rank/alpha
 patterns, rsLoRA, different targets).
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from test_model_composed import PROMPTS, build, make_expert_dirs, max_diff
+from helpers_mocae import PROMPTS, build, make_expert_dirs, max_diff
 from transformers import AutoModelForCausalLM
 
 from trinityx.model.backbone import load_backbone

@@ -208,3 +208,79 @@ def test_guards_and_reset():
     state.reset()
     assert state.gates is None and not state.record and state.records == []
     assert state.temperature == 1.0
+
+
+# ------------------------------------------------------------------ inference fast path
+# Under no_grad MoCaELinear takes `_fast_forward` (fused router bias, gates folded into B once
+# per call, in-place addmm); it must compute exactly what the graph path / naive loop computes.
+@pytest.mark.parametrize(
+    "gates",
+    [
+        torch.tensor([0.6, -0.25, 1.3]),  # (K,): folded into B
+        torch.tensor([[0.2, 0.5, 0.3], [0.2, 0.5, 0.3]]),  # equal rows: folded
+        torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.3, 0.7]]),  # distinct rows: per-row g_r
+        torch.randn(2, 5, K, generator=torch.Generator().manual_seed(4)),  # per token
+    ],
+)
+def test_fast_path_equals_graph_path_and_naive(gates):
+    layer, state, _, _ = make_layer()
+    state.gates = gates
+    x = x_batch()
+    slow = layer(x)
+    with torch.no_grad():
+        fast = layer(x)
+        again = layer(x)  # second call hits the per-call cache
+    torch.testing.assert_close(fast, slow, rtol=0, atol=1e-5)
+    torch.testing.assert_close(fast, layer.naive_forward(x, gates), rtol=0, atol=1e-5)
+    assert torch.equal(fast, again) and (layer in state.cache) == (gates.dim() < 3)
+
+
+def test_fast_path_cache_follows_gate_changes_and_reset():
+    layer, state, factors, _ = make_layer()
+    x = x_batch()
+    state.gates = torch.tensor([1.0, 0.0, 0.0])
+    with torch.no_grad():
+        layer(x)
+        state.gates.mul_(0).add_(torch.tensor([0.0, 0.0, 1.0]))  # in place: version changes
+        got = layer(x)
+        a, b, s = factors["honest"]
+        torch.testing.assert_close(got, layer.base_layer(x) + s * (x @ a.T) @ b.T)
+        state.gates = torch.zeros(K)  # all off: exactly the base layer
+        assert torch.equal(layer(x), layer.base_layer(x))
+    state.reset()
+    assert state.cache == {}
+
+
+def test_fast_path_token_mode_matches_graph_path():
+    layer, state, _, rlin = make_layer(router=True)
+    state.temperature, state.top_k = 1.7, 2
+    state.prefs = torch.tensor([[1.0, 0.5, 2.0], [0.0, 1.0, 1.0]])
+    state.record = True
+    for t in (6, 1):  # prefill and a decode step
+        x = x_batch(t=t, seed=t)
+        slow = layer(x)
+        with torch.no_grad():
+            fast = layer(x)
+        torch.testing.assert_close(fast, slow, rtol=0, atol=1e-5)
+        torch.testing.assert_close(state.records[-1], state.records[-2], rtol=0, atol=1e-6)
+        assert state.records[-1].shape == (2, t, K) and state.records[-1].is_contiguous()
+    layer.attach_router(rlin.weight * 2, rlin.bias)  # new router rows: cached weights rebuilt
+    state.prefs = state.top_k = None
+    state.temperature = 1.0
+    x = x_batch()
+    with torch.no_grad():
+        got = layer(x)
+    want = layer.naive_forward(x, (2 * x @ rlin.weight.T + rlin.bias).softmax(-1))
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
+
+
+def test_fast_path_bf16_and_two_dim_input():
+    layer, state, _, _ = make_layer(router=True)
+    x = x_batch().reshape(10, D_IN)  # (N, d_in) rows, as some callers flatten
+    with torch.no_grad():
+        y2 = layer(x)
+        y3 = layer(x.view(2, 5, D_IN))
+        assert torch.equal(y2.view(2, 5, D_OUT), y3)
+        lb = layer.to(torch.bfloat16)
+        yb = lb(x.to(torch.bfloat16))
+    assert yb.dtype == torch.bfloat16 and torch.isfinite(yb).all()

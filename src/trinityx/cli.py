@@ -19,6 +19,7 @@ from functools import cache
 from typing import Any
 
 from trinityx import config as C
+from trinityx.eval import config as EC
 
 
 @cache
@@ -112,6 +113,10 @@ COMMANDS: dict[str, tuple[type, Callable, str]] = {
                      "train one LoRA expert (SFT and/or DPO) for one HHH dimension"),
     "compose": (C.ComposeConfig, lambda: _stage(C.ComposeConfig, "compose"),
                 "inject the experts into the backbone, train and calibrate the router (MoCaE)"),
+    "eval": (EC.EvalConfig, lambda: _stage(EC.EvalConfig, "evaluate"),
+             "run the HHH benchmarks on a model or baseline spec"),
+    "compare": (EC.CompareConfig, lambda: _stage(EC.CompareConfig, "compare"),
+                "paper-layout table + chart over several eval results"),
     "calibrate": (C.CalibrateConfig, lambda: _stage(C.CalibrateConfig, "calibrate"),
                   "refit a composed model's router calibration on new held-out prompts"),
 }

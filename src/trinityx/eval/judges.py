@@ -185,12 +185,8 @@ class OpenAIJudge:
                 f"`export {api_key_env}=<your API key>` (or set judge.api_key_env to the variable "
                 "that holds it; a local server without auth accepts any non-empty value)."
             )
-        self.base_url, self.model, self.seed, self.max_retries = (
-            base_url.rstrip("/"),
-            model,
-            seed,
-            max_retries,
-        )
+        self.base_url = base_url.rstrip("/")
+        self.model, self.seed, self.max_retries = model, seed, max_retries
         self.client = httpx.Client(
             base_url=self.base_url,
             headers={"Authorization": f"Bearer {key}"},
@@ -374,15 +370,16 @@ class LocalJudge(_Partial):
 
     ``path`` is one artifact folder (with judge.json) or a folder holding ``truth/``, ``info/``,
     ``harm/`` and ``pairwise/`` artifacts; each is loaded the first time it is needed.
-    ``hard_preferences`` turns P(model better) into 1/2 like a discrete annotator; by default the
-    preference is the expected one, ``1 + P``, whose mean is an unbiased win rate if calibrated.
+    ``hard_preferences`` (default) turns P(model better) into 1 or 2 like AlpacaEval's discrete
+    GPT-4 annotator: on held-out annotations its per-model win rates spread like GPT-4's, while the
+    soft ``1 + P`` (``hard_preferences=False``) compresses them towards 50.
     """
 
     def __init__(
         self,
         path: str | Path,
         encoder: Callable[[Sequence[str]], np.ndarray] | None = None,
-        hard_preferences: bool = False,
+        hard_preferences: bool = True,
     ) -> None:
         self.path, self.encoder, self.hard = Path(path), encoder, hard_preferences
         if not self.path.is_dir():

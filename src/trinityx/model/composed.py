@@ -3,70 +3,45 @@
 Every target linear computes y = W0 x + sum_k g_k s_k B_k A_k x (Eq. MoCaE). The gates g come
 from per-layer token routers (routing="token", every token and layer routes itself, KV cache
 included), from one SequenceRouter decision per prompt (routing="sequence", pooled hidden
-states of an experts-off pass), or from the user alone (routing="none"). User HHH weights pi
-enter through `combine_gates` (Eq. gates). Save -> load is bit-exact and refuses a backbone
-whose weights differ from the one the artifact was built on.
+states of an experts-off pass that stops at `pool_layer`), or from the user alone
+(routing="none"). User HHH weights pi enter through `combine_gates` (Eq. gates).
+
+Lives here: the class core (build, routing, HHH weights, router training). Generation is in
+model/generation.py and save/load in model/composed_io.py (mixed in); `GenerationResult` is
+re-exported so `from trinityx.model.composed import TrinityXModel, GenerationResult` works.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
-from torch import Tensor
+from torch import Tensor, nn
 
-from trinityx.config import BackboneConfig
-from trinityx.data.formatting import prompt_string
-from trinityx.model.artifacts import (
-    ArtifactError,
-    atomic_dir,
-    read_manifest,
-    write_json,
-    write_manifest,
-)
-from trinityx.model.backbone import Backbone, load_backbone
+from trinityx.model.backbone import Backbone
+from trinityx.model.composed_io import ComposedIOMixin
+from trinityx.model.generation import GenerationMixin, GenerationResult, pool_records, position_ids
+from trinityx.model.hhh_weights import WeightSpec, batch_prefs, resolve_weights
 from trinityx.model.inject import (
     ExpertWeights,
     expert_weights_hash_check,
     inject_mocae,
     load_peft_adapter,
-    write_peft_adapter,
 )
 from trinityx.nn.calibration import apply_temperature, apply_vector_scaling
 from trinityx.nn.mocae import RoutingState
 from trinityx.nn.prior import task_vector_prior
-from trinityx.nn.router import SequenceRouter, TokenRouter, combine_gates, masked_mean
+from trinityx.nn.router import SequenceRouter, TokenRouter, masked_mean
+
+__all__ = ["ROUTING_MODES", "GenerationResult", "TrinityXModel", "WeightSpec"]
 
 ROUTING_MODES = ("token", "sequence", "none")
-WeightSpec = Mapping[str, float] | Sequence[float] | Tensor | None
 
 
-@dataclass
-class GenerationResult:
-    texts: list[str]  # decoded new tokens, special tokens removed
-    sequences: Tensor  # (B, T_prompt + T_new): left-padded prompt, then the new tokens
-    prompt_length: int  # T_prompt (padded), so sequences[:, prompt_length:] are the new tokens
-    routing: list[dict] | None  # per request: weights, gates used, calibrated router probs
-
-
-def _position_ids(mask: Tensor) -> Tensor:
-    """Positions that skip left padding, as `generate` computes them."""
-    return (mask.long().cumsum(-1) - 1).clamp_min(0)  # (B, T)
-
-
-def _pool_records(records: list[Tensor], mask: Tensor | None) -> Tensor:
-    """Sequence logits from recorded per-layer token logits: mean_l masked_mean_t z_l (B, K)."""
-    z = torch.stack([r.float() for r in records])  # (L, B, T, K)
-    return torch.stack([masked_mean(zl, mask) for zl in z]).mean(0)  # (B, K)
-
-
-class TrinityXModel:
+class TrinityXModel(GenerationMixin, ComposedIOMixin):
     """The composed model; build it with `build` or load it with `from_pretrained`."""
 
     def __init__(
@@ -179,18 +154,47 @@ class TrinityXModel:
             for k, v in saved.items():
                 setattr(self.state, k, v)
 
+    @contextlib.contextmanager
+    def _stop_at_pool_layer(self) -> Iterator[bool]:
+        """Temporarily cut the decoder stack after `pool_layer` blocks (and drop the final norm).
+
+        The pooling pass then costs pool_layer / L of a forward and its last_hidden_state is
+        exactly hidden_states[pool_layer]. Yields False (nothing cut) for the last layer, whose
+        hidden_states entry is post-norm, or for a base model without `.layers` / `.norm`.
+        """
+        base = self.model.base_model
+        layers, norm = getattr(base, "layers", None), getattr(base, "norm", None)
+        cut = (
+            isinstance(layers, nn.ModuleList)
+            and isinstance(norm, nn.Module)
+            and self.pool_layer < len(layers)
+        )
+        if not cut:
+            yield False
+            return
+        base.layers, base.norm = nn.ModuleList(layers[: self.pool_layer]), nn.Identity()
+        try:
+            yield True
+        finally:
+            base.layers, base.norm = layers, norm
+
     @torch.no_grad()
     def pooled_features(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
-        """Masked mean of hidden_states[pool_layer] with experts off (B, d) float32; cacheable."""
+        """Masked mean of hidden_states[pool_layer] with experts off (B, d) float32; cacheable.
+
+        Runs only the first pool_layer decoder blocks (no later blocks, no LM head, no cache).
+        """
         mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask
-        with self.experts_off():
+        with self.experts_off(), self._stop_at_pool_layer() as cut:
             out = self.model.base_model(
                 input_ids=input_ids.to(self.device),
                 attention_mask=mask.to(self.device),
-                position_ids=_position_ids(mask).to(self.device),
-                output_hidden_states=True,
+                position_ids=position_ids(mask).to(self.device),
+                output_hidden_states=not cut,
+                use_cache=False,
             )
-        h = out.hidden_states[self.pool_layer].float()  # (B, T, d)
+        h = out.last_hidden_state if cut else out.hidden_states[self.pool_layer]
+        h = h.float()  # (B, T, d)
         return masked_mean(h, mask.to(h.device))  # (B, d)
 
     def sequence_logits_from_features(self, feats: Tensor) -> Tensor:
@@ -222,10 +226,10 @@ class TrinityXModel:
             self.model.base_model(
                 input_ids=input_ids.to(self.device),
                 attention_mask=mask,
-                position_ids=_position_ids(mask),
+                position_ids=position_ids(mask),
             )
             records = list(st.records)
-        return _pool_records(records, mask)
+        return pool_records(records, mask)
 
     def calibrate(self, logits: Tensor) -> Tensor:
         """Calibrated sequence-level logits: vector scaling w (.) z + b if fitted, else z / T.
@@ -247,261 +251,16 @@ class TrinityXModel:
         self, hhh: WeightSpec, allow_negative: bool = False, mode: str = "multiply"
     ) -> Tensor | None:
         """User HHH weights pi as a (K,) float tensor in expert order (None: router alone)."""
-        names = self.expert_names
-        if mode not in ("multiply", "fixed"):
-            raise ValueError(f"weight_mode must be 'multiply' or 'fixed', got {mode!r}")
-        if hhh is None:
-            if mode == "fixed":
-                raise ValueError(
-                    f"weight_mode='fixed' needs hhh_weights, e.g. {{{names[0]!r}: 1.0}}"
-                )
-            return None
-        if isinstance(hhh, Mapping):
-            unknown = sorted(set(hhh) - set(names))
-            if unknown:
-                raise ValueError(
-                    f"unknown HHH dimension(s) {unknown}; this model's experts are {names}"
-                )
-            vals = [float(hhh.get(n, 0.0)) for n in names]
-        else:
-            vals = [float(v) for v in (hhh.tolist() if isinstance(hhh, Tensor) else hhh)]
-            if len(vals) != len(names):
-                raise ValueError(
-                    f"got {len(vals)} weights for {len(names)} experts {names} (in order)"
-                )
-        w = torch.tensor(vals, dtype=torch.float32)
-        if not torch.isfinite(w).all():
-            raise ValueError(f"hhh weights must be finite numbers, got {vals}")
-        if (w < 0).any() and not allow_negative:
-            neg = [n for n, v in zip(names, vals, strict=True) if v < 0]
-            raise ValueError(
-                f"negative weight for {neg}: a negative weight subtracts that expert's "
-                "task vector (task-vector negation), which must be requested "
-                "explicitly with allow_negative=True"
-            )
-        if (w == 0).all():
-            raise ValueError("all hhh weights are zero: give at least one expert a non-zero weight")
-        return w
+        return resolve_weights(self.expert_names, hhh, allow_negative, mode)
 
     def _batch_prefs(self, spec, B: int, mode: str, allow_negative: bool) -> Tensor | None:
         """One spec for all rows, or a list with one spec per request -> (B, K) or None."""
-        if isinstance(spec, Tensor) and spec.dim() == 2:
-            spec = list(spec)  # (B, K) tensor: one row per request
-        per_row = (
-            isinstance(spec, (list, tuple))
-            and len(spec) > 0
-            and all(s is None or isinstance(s, (Mapping, list, tuple, Tensor)) for s in spec)
-        )
-        if not per_row:
-            w = self.resolve_weights(spec, allow_negative, mode)
-            return None if w is None else w.expand(B, -1).to(self.device)
-        if len(spec) != B:
-            raise ValueError(
-                f"hhh_weights has {len(spec)} entries for {B} prompts; give one per "
-                "prompt or a single spec for all"
-            )
-        rows = [self.resolve_weights(s, allow_negative, mode) for s in spec]
-        if all(r is None for r in rows):
-            return None
-        ones = torch.ones(len(self.expert_names))  # "router alone" for a None row in multiply mode
-        return torch.stack([ones if r is None else r for r in rows]).to(self.device)  # (B, K)
+        return batch_prefs(self.expert_names, spec, B, mode, allow_negative, self.device)
 
     def _need_router(self, kind: str):
         if self.routing != kind:
             raise ValueError(f"this model routes by {self.routing!r}, not {kind!r}")
         return self.sequence_router
-
-    # ------------------------------------------------------------------ generation
-    def encode(self, prompts: Sequence[str] | Sequence[Sequence[dict]]) -> tuple[Tensor, Tensor]:
-        """Chat-templated, left-padded input_ids (B, T) and attention_mask (B, T)."""
-        texts = [
-            prompt_string(
-                self.tokenizer, [{"role": "user", "content": p}] if isinstance(p, str) else p
-            )
-            for p in prompts
-        ]
-        old, self.tokenizer.padding_side = self.tokenizer.padding_side, "left"
-        try:
-            enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-        finally:
-            self.tokenizer.padding_side = old
-        return enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
-
-    def _prepare(
-        self, ids, mask, hhh_weights, weight_mode, allow_negative, top_k, n=1, record=False
-    ):
-        """RoutingState fields for one batch, plus (prefs, fixed gates, calibrated probs).
-
-        fixed gates: weight_mode "fixed" (gates = pi), sequence routing (router probs (x) pi,
-        Eq. gates) and routing "none" (uniform (x) pi). Token routing leaves gates None and
-        hands pi / temperature / top_k to the layer routers. Rows are repeated n times for
-        HF's beam / num_return_sequences expansion.
-        """
-        B, K = ids.shape[0], len(self.expert_names)
-        prefs = self._batch_prefs(hhh_weights, B, weight_mode, allow_negative)  # (B, K) | None
-        probs = gates = None
-        if weight_mode == "fixed":
-            gates = combine_gates(prefs, prefs, "fixed", top_k)
-        elif self.routing != "token":
-            probs = self.router_probs(ids, mask) if self.routing == "sequence" else None
-            base = torch.full((B, K), 1 / K, device=self.device) if probs is None else probs
-            gates = combine_gates(base, prefs, weight_mode, top_k)  # (B, K)
-        if gates is not None:
-            return {"gates": gates.repeat_interleave(n, 0)}, prefs, gates, probs
-        fields = {
-            "prefs": None if prefs is None else prefs.repeat_interleave(n, 0),
-            "pref_mode": weight_mode,
-            "top_k": top_k,
-            "temperature": self.temperature,
-            "record": record,
-        }
-        return fields, prefs, None, None
-
-    def logits(
-        self,
-        input_ids: Tensor,
-        attention_mask: Tensor | None = None,
-        *,
-        hhh_weights=None,
-        weight_mode: str = "multiply",
-        allow_negative: bool = False,
-        top_k: int | None = None,
-        gates: Tensor | None = None,
-    ) -> Tensor:
-        """Teacher-forced logits (B, T, V) under the same composition rules as `generate`.
-
-        gates (K,) / (B, K) / (B, T, K) overrides everything (e.g. sequence-mode gates computed
-        from the prompt only, when scoring prompt + response). Not wrapped in no_grad, so the
-        router LM loss can backpropagate; wrap it yourself for inference.
-        """
-        ids = input_ids.to(self.device)
-        mask = (torch.ones_like(ids) if attention_mask is None else attention_mask).to(self.device)
-        if gates is not None:
-            fields = {"gates": gates.to(self.device)}
-        else:
-            fields = self._prepare(ids, mask, hhh_weights, weight_mode, allow_negative, top_k)[0]
-        with self._routing(**fields):
-            out = self.model(input_ids=ids, attention_mask=mask, position_ids=_position_ids(mask))
-        return out.logits
-
-    @torch.no_grad()
-    def generate(
-        self,
-        prompts=None,
-        *,
-        input_ids: Tensor | None = None,
-        attention_mask: Tensor | None = None,
-        hhh_weights=None,
-        weight_mode: str = "multiply",
-        allow_negative: bool = False,
-        top_k: int | None = None,
-        max_new_tokens: int = 64,
-        return_routing: bool = True,
-        **hf_generate_kwargs,
-    ) -> GenerationResult:
-        """Batched generation with per-request HHH weights (one spec, or a list per prompt).
-
-        sequence: gates = combine_gates(calibrated router probs, pi) once per prompt, fixed for
-        the whole decode. token: every layer routes every token (prompt and decode steps).
-        weight_mode="fixed": gates = pi, no router. Routing state is reset afterwards.
-        """
-        if (prompts is None) == (input_ids is None):
-            raise ValueError("give either prompts or input_ids (left-padded), not both / neither")
-        if prompts is not None:
-            ids, mask = self.encode(prompts)
-        else:
-            ids = input_ids.to(self.device)
-            mask = (torch.ones_like(ids) if attention_mask is None else attention_mask).to(
-                self.device
-            )
-            if not bool(mask[:, -1].all()):
-                raise ValueError("input_ids must be left-padded (attention_mask[:, -1] all 1)")
-        B, T0 = ids.shape
-        gc = self.model.generation_config
-        n = max(
-            hf_generate_kwargs.get("num_beams", gc.num_beams or 1),
-            hf_generate_kwargs.get("num_return_sequences", gc.num_return_sequences or 1),
-        )
-        fields, prefs, gates, probs = self._prepare(
-            ids, mask, hhh_weights, weight_mode, allow_negative, top_k, n, return_routing
-        )
-        tok = gates is None
-        hf_generate_kwargs.setdefault("pad_token_id", self.tokenizer.pad_token_id)
-        with self._routing(**fields) as st:
-            out = self.model.generate(
-                input_ids=ids,
-                attention_mask=mask,
-                max_new_tokens=max_new_tokens,
-                **hf_generate_kwargs,
-            )
-            records = list(st.records)
-        seqs = out if isinstance(out, Tensor) else out.sequences
-        texts = self.tokenizer.batch_decode(seqs[:, T0:], skip_special_tokens=True)
-        routing = None
-        if return_routing:
-            if tok:
-                gates, probs = self._token_summary(
-                    records, mask, prefs, weight_mode, top_k, seqs[:, T0:], n, hf_generate_kwargs
-                )
-            routing = [self._report(prefs, gates, probs, i, weight_mode) for i in range(B)]
-        return GenerationResult(texts, seqs, T0, routing)
-
-    def _token_summary(self, records, mask, prefs, mode, top_k, new, n, kw):
-        """Token-mode report: gates (B, K) and calibrated sequence-level router probs (B, K).
-
-        gates: mean over routed layers and over the positions that produced a new token (the
-        last prompt position, then each decode step), stopping at a row's EOS. probs: pooled
-        from this request's own prefill records (no extra forward), i.e. what the routers saw
-        of the prompt under the request's weights. With beams / several return sequences the
-        expanded rows of a request are averaged without EOS masking.
-        """
-        L = len(self.layers)
-        steps = [records[i : i + L] for i in range(0, len(records), L)]
-        probs = torch.softmax(self.calibrate(_pool_records([r[::n] for r in steps[0]], mask)), -1)
-        pi = None if prefs is None else prefs.repeat_interleave(n, 0)
-        per_step = []
-        for step in steps:
-            z = torch.stack([r[:, -1].float() for r in step], 1)  # (B*n, L, K) at the new token
-            p = torch.softmax(z / self.temperature, -1)
-            per_step.append(combine_gates(p, pi, mode, top_k).mean(1))  # (B*n, K)
-        g = torch.stack(per_step, 1)  # (B*n, S, K)
-        valid = torch.ones(g.shape[:2], device=g.device)  # (B*n, S)
-        eos = kw.get("eos_token_id", self.model.generation_config.eos_token_id)
-        if n == 1 and eos is not None and new.shape[1] >= g.shape[1]:
-            done = torch.isin(new[:, : g.shape[1]], torch.tensor(eos, device=new.device).view(-1))
-            valid = (done.long().cumsum(1) - done.long() == 0).float()  # up to and incl. EOS
-        g = (g * valid[..., None]).sum(1) / valid.sum(1, keepdim=True).clamp_min(1)  # (B*n, K)
-        return g.view(-1, n, g.shape[-1]).mean(1), probs  # (B, K), (B, K)
-
-    def _report(self, prefs, gates, probs, i: int, mode: str) -> dict:
-        def named(t):
-            return None if t is None else dict(zip(self.expert_names, t[i].tolist(), strict=True))
-
-        return {
-            "routing": self.routing,
-            "weight_mode": mode,
-            "weights": named(prefs),
-            "gates": named(gates),
-            "router_probs": named(probs),
-        }
-
-    @torch.no_grad()
-    def routing_trace(
-        self, prompt, hhh_weights=None, weight_mode: str = "multiply", allow_negative: bool = False
-    ) -> Tensor:
-        """Gates for plots: token mode (L_layers, T, K) per routed layer (call order) and token;
-        sequence mode (K,) once for the prompt."""
-        ids, mask = self.encode([prompt])
-        pi = self._batch_prefs(hhh_weights, 1, weight_mode, allow_negative)
-        if self.routing == "sequence":
-            return combine_gates(self.router_probs(ids, mask), pi, weight_mode)[0]  # (K,)
-        self._need_router("token")
-        with self._routing(
-            record=True, prefs=pi, pref_mode=weight_mode, temperature=self.temperature
-        ) as st:
-            self.model.base_model(input_ids=ids, attention_mask=mask)
-            z = torch.stack([r[0].float() for r in st.records])  # (L, T, K)
-        return combine_gates(torch.softmax(z / self.temperature, -1), pi, weight_mode)
 
     # ------------------------------------------------------------------ router training
     def router_parameters(self) -> list[torch.nn.Parameter]:
@@ -524,111 +283,3 @@ class TrinityXModel:
             layer.freeze_router()
         if self.sequence_router is not None:
             self.sequence_router.requires_grad_(False).eval()
-
-    # ------------------------------------------------------------------ save / load
-    def _router_tensors(self) -> dict[str, Tensor]:
-        if self.routing == "sequence":
-            return {k: v.detach().clone() for k, v in self.sequence_router.state_dict().items()}
-        out = {}
-        for name, layer in self.layers.items():
-            w = (
-                layer.router_weight
-                if layer.router_weight is not None
-                else layer.lora_A_cat[layer.total_rank :]
-            )
-            out[f"{name}.weight"], out[f"{name}.bias"] = (
-                w.detach().clone(),
-                layer.router_bias.detach().clone(),
-            )
-        return out
-
-    def save_pretrained(self, folder: str | Path) -> Path:
-        """Write the composed artifact atomically; layout in `from_pretrained`."""
-        with atomic_dir(folder) as tmp:
-            for name, ew in self.experts.items():
-                write_peft_adapter(tmp / "experts" / name, ew.config, ew.tensors)
-            if self.routing != "none":
-                save_file(
-                    {k: v.contiguous().cpu() for k, v in self._router_tensors().items()},
-                    str(tmp / "router.safetensors"),
-                    metadata={"format": "pt"},
-                )
-            vs = self.vector_scaling
-            write_json(
-                tmp / "calibration.json",
-                {
-                    "temperature": self.temperature,
-                    "vector_scaling": None
-                    if vs is None
-                    else {"w": vs[0].tolist(), "b": vs[1].tolist()},
-                },
-            )
-            write_manifest(
-                tmp,
-                "composed",
-                backbone=self.backbone.name,
-                backbone_source=self.backbone.source,
-                backbone_weights_hash=self.backbone.weights_hash,
-                experts=[ew.summary() for ew in self.experts.values()],
-                routing=self.routing,
-                pool_layer=self.pool_layer,
-                router_hidden=self.router_hidden,
-                temperature=self.temperature,
-                prior=self.prior.tolist(),
-                metadata=self.metadata,
-            )
-        return Path(folder)
-
-    @classmethod
-    def from_pretrained(
-        cls,
-        folder: str | Path,
-        backbone_cfg: BackboneConfig | None = None,
-        *,
-        backbone: Backbone | None = None,
-    ) -> TrinityXModel:
-        """Load a composed artifact: folder/manifest.json, experts/<name>/ (PEFT adapters),
-        router.safetensors, calibration.json. The backbone (from the manifest, `backbone_cfg` or
-        an already loaded, un-injected `backbone`) must have the recorded weights hash."""
-        folder = Path(folder)
-        man = read_manifest(folder, "composed")
-        if backbone is None:
-            backbone = load_backbone(backbone_cfg or BackboneConfig(name=man["backbone"]))
-        if backbone.weights_hash != man["backbone_weights_hash"]:
-            raise ArtifactError(
-                f"{folder} was built for backbone {man['backbone']!r} (from {man.get('backbone_source')}, "
-                f"weights sha256 {man['backbone_weights_hash'][:12]}) but the loaded backbone "
-                f"{backbone.name!r} has {backbone.weights_hash[:12]}; load it with "
-                f"backbone.name={man['backbone']!r}"
-            )
-        experts = {
-            e["name"]: load_peft_adapter(folder / "experts" / e["name"], name=e["name"])
-            for e in man["experts"]
-        }
-        self = cls(
-            backbone, experts, man["routing"], man["pool_layer"], man.get("router_hidden", 256)
-        )
-        if self.routing != "none":
-            path = folder / "router.safetensors"
-            if not path.is_file():
-                raise ArtifactError(f"{path} is missing; the artifact is incomplete, rebuild it")
-            sd = load_file(str(path), device=str(self.device))
-            if self.routing == "sequence":
-                self.sequence_router.load_state_dict(sd)
-            else:
-                missing = [n for n in self.layers if f"{n}.weight" not in sd]
-                if missing:
-                    raise ArtifactError(f"{path} has no router for {missing[:3]}...; rebuild it")
-                for n, layer in self.layers.items():
-                    layer.attach_router(sd[f"{n}.weight"], sd[f"{n}.bias"])
-        cal_path = folder / "calibration.json"
-        if not cal_path.is_file():
-            raise ArtifactError(f"{cal_path} is missing; the artifact is incomplete, rebuild it")
-        cal = json.loads(cal_path.read_text())
-        self.temperature = float(cal["temperature"])
-        if cal.get("vector_scaling"):
-            vs = cal["vector_scaling"]
-            self.vector_scaling = (torch.tensor(vs["w"]), torch.tensor(vs["b"]))
-        self.prior = torch.tensor(man["prior"])
-        self.metadata = dict(man.get("metadata") or {})
-        return self

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 from transformers import set_seed
 
+from trinityx import DIMENSIONS
 from trinityx.config import TrainExpertConfig, dump_yaml
 from trinityx.data.formatting import encode_sft
 from trinityx.data.loading import load_sources
@@ -30,7 +31,7 @@ ADAPTER_DIR = "adapter"  # inside the artifact: a standard PEFT adapter folder
 
 
 def _split_heldout(cfg: TrainExpertConfig, records: list) -> tuple[list, list]:
-    heldout = load_sources(cfg, cfg.heldout, dimension=cfg.dimension) if cfg.heldout else []
+    heldout = load_sources(cfg, cfg.heldout, dimension=_label(cfg)) if cfg.heldout else []
     if heldout or cfg.heldout_fraction == 0:
         return records, heldout
     rng = random.Random(cfg.seed)
@@ -39,6 +40,12 @@ def _split_heldout(cfg: TrainExpertConfig, records: list) -> tuple[list, list]:
     n = max(1, int(round(len(records) * cfg.heldout_fraction)))
     held = set(idx[:n])
     return [r for i, r in enumerate(records) if i not in held], [records[i] for i in sorted(held)]
+
+
+def _label(cfg: TrainExpertConfig) -> str | None:
+    """Readers label rows with HHH dimensions only; a free-form expert (e.g. `multitask`) keeps
+    each source's own labels."""
+    return cfg.dimension if cfg.dimension in DIMENSIONS else None
 
 
 def _as_sft(records: list) -> list[SFTExample]:
@@ -206,7 +213,7 @@ def run(cfg: TrainExpertConfig, callbacks: list | None = None) -> Path:
     backbone = load_backbone(cfg.backbone, for_training=True)
     device = backbone.model.device
     kind = "preference" if cfg.method in ("dpo", "sft+dpo") else None
-    records = load_sources(cfg, cfg.train, kind=kind, dimension=cfg.dimension)
+    records = load_sources(cfg, cfg.train, kind=kind, dimension=_label(cfg))
     pairs = [r for r in records if isinstance(r, PreferencePair)]
     if cfg.method in ("dpo", "sft+dpo") and not pairs:
         raise ValueError(f"method={cfg.method} needs preference data (prompt/chosen/rejected)")

@@ -1,0 +1,240 @@
+"""Model specs -> `EvalModel`s: TrinityX and every baseline go through the same harness.
+
+`BASELINES` (a plain dict) maps a spec's prefix to a builder taking (argument, EvalConfig):
+
+| spec                          | model                                                          |
+|-------------------------------|----------------------------------------------------------------|
+| `base`                        | the frozen backbone (config `backbone`, default SmolLM2)      |
+| `hf:<dir or hub id>`          | any plain HF causal LM                                         |
+| `expert:<dir>`                | one LoRA expert merged into its backbone                       |
+| `multitask:<dir>`             | the multi-task LoRA (an expert folder trained on the union)    |
+| `merge:<method>`              | static merge of config `experts` (model/baselines/merges.py)   |
+| `trinityx:<dir>`              | a composed artifact (token or sequence routing, from manifest) |
+| `trinityx-uncalibrated:<dir>` | the same with the router temperature reset to 1               |
+| `h3fusion`                    | H3Fusion-style MoE, gates trained on the router prompts        |
+| `ensemble`                    | output-level ensemble of the K merged experts                  |
+| `xlora`                       | PEFT X-LoRA, untrained classifier (a cost reference only)      |
+
+`merge:`, `h3fusion`, `ensemble` and `xlora` read config `experts`; the last three live in
+eval/baselines_moe.py and say "not available yet" if their model/baselines module is missing.
+
+A bare folder is recognised by its manifest.json (kind expert / composed / merged) or, without
+one, as a plain HF model folder (config.json). LoRA experts are merged into W0 for evaluation
+(exact up to float rounding, and as fast as the base model).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from pathlib import Path
+
+from trinityx.config import BackboneConfig
+from trinityx.eval.config import EvalConfig
+from trinityx.eval.model_api import EvalModel, HFEvalModel, TrinityXEvalModel, fingerprint_of
+from trinityx.model.artifacts import MANIFEST, ArtifactError, read_manifest, sha256_file
+from trinityx.model.backbone import Backbone, load_backbone
+from trinityx.model.inject import ADAPTER_CONFIG, ADAPTER_WEIGHTS, resolve_adapter_dir
+
+
+class BaselineUnavailable(RuntimeError):
+    """The baseline's implementation is not in this installation; the message says which module."""
+
+
+def _adapter_hash(folder: str | Path) -> tuple[Path, dict | None, str]:
+    """(PEFT folder, expert manifest or None, sha256 over its config + weights files)."""
+    adapter, manifest = resolve_adapter_dir(folder)
+    h = fingerprint_of(
+        config=sha256_file(adapter / ADAPTER_CONFIG), weights=sha256_file(adapter / ADAPTER_WEIGHTS)
+    )
+    return adapter, manifest, h
+
+
+def _check_backbone(bb: Backbone, manifest: dict | None, what: str) -> None:
+    want = (manifest or {}).get("backbone_weights_hash")
+    if want and want != bb.weights_hash:
+        raise ArtifactError(
+            f"{what} was trained on backbone {manifest.get('backbone')!r} (weights sha256 "
+            f"{want[:12]}), but the loaded {bb.name!r} has {bb.weights_hash[:12]}; remove the "
+            "`backbone` override or set it to the expert's backbone"
+        )
+
+
+def _backbone_cfg(cfg: EvalConfig, manifests: list[dict | None], what: str) -> BackboneConfig:
+    """cfg.backbone, else the one backbone the manifests agree on."""
+    if cfg.backbone is not None:
+        return cfg.backbone
+    names = {m["backbone"] for m in manifests if m and m.get("backbone")}
+    if len(names) == 1:
+        return BackboneConfig(name=names.pop())
+    raise ValueError(
+        f"{what}: cannot tell which backbone to load (manifests name {sorted(names) or 'none'}); "
+        "set `backbone.name` in the eval config"
+    )
+
+
+# ------------------------------------------------------------------ builders
+def build_base(arg: str | None, cfg: EvalConfig) -> EvalModel:
+    bb = load_backbone(cfg.backbone or BackboneConfig())
+    return HFEvalModel(
+        bb.model,
+        bb.tokenizer,
+        cfg.name or "base",
+        fingerprint_of(kind="hf", backbone=bb.weights_hash),
+    )
+
+
+def build_hf(arg: str | None, cfg: EvalConfig) -> EvalModel:
+    if not arg:
+        raise ValueError("spec `hf:` needs a folder or hub id, e.g. hf:runs/merged/helpful")
+    bb = load_backbone(BackboneConfig(name=arg, **_device_kwargs(cfg)))
+    return HFEvalModel(
+        bb.model,
+        bb.tokenizer,
+        cfg.name or Path(arg).name,
+        fingerprint_of(kind="hf", backbone=bb.weights_hash),
+    )
+
+
+def _device_kwargs(cfg: EvalConfig) -> dict:
+    b = cfg.backbone
+    return {} if b is None else {"device": b.device, "dtype": b.dtype, "cache_dir": b.cache_dir}
+
+
+def _build_adapter(arg: str | None, cfg: EvalConfig, kind: str) -> EvalModel:
+    from peft import PeftModel
+
+    if not arg:
+        raise ValueError(f"spec `{kind}:` needs an expert folder, e.g. {kind}:runs/experts/{kind}")
+    adapter, manifest, h = _adapter_hash(arg)
+    bb = load_backbone(_backbone_cfg(cfg, [manifest], f"{kind}:{arg}"))
+    _check_backbone(bb, manifest, f"{kind}:{arg}")
+    merged = PeftModel.from_pretrained(bb.model, str(adapter)).merge_and_unload()
+    label = (manifest or {}).get("dimension") or Path(arg).name
+    name = cfg.name or ("multitask" if kind == "multitask" else f"expert:{label}")
+    return HFEvalModel(
+        merged, bb.tokenizer, name, fingerprint_of(kind="lora", backbone=bb.weights_hash, adapter=h)
+    )
+
+
+def build_expert(arg: str | None, cfg: EvalConfig) -> EvalModel:
+    return _build_adapter(arg, cfg, "expert")
+
+
+def build_multitask(arg: str | None, cfg: EvalConfig) -> EvalModel:
+    return _build_adapter(arg, cfg, "multitask")
+
+
+def build_merge(arg: str | None, cfg: EvalConfig) -> EvalModel:
+    from trinityx.model.baselines.merges import METHODS, merge_experts
+
+    if arg not in METHODS:
+        raise ValueError(f"spec `merge:{arg or ''}`: choose a method from {', '.join(METHODS)}")
+    if not cfg.experts:
+        raise ValueError("`merge:` needs `experts` (name -> expert folder) in the eval config")
+    info = {n: _adapter_hash(d) for n, d in cfg.experts.items()}
+    bb = load_backbone(_backbone_cfg(cfg, [m for _, m, _ in info.values()], f"merge:{arg}"))
+    for n, (_, man, _) in info.items():
+        _check_backbone(bb, man, f"expert {n!r} ({cfg.experts[n]})")
+    model = merge_experts(
+        bb.model, cfg.experts, arg, cfg.merge.weights, cfg.merge.density, cfg.seed
+    )
+    fp = fingerprint_of(
+        kind="merge",
+        method=arg,
+        backbone=bb.weights_hash,
+        adapters={n: h for n, (_, _, h) in info.items()},
+        weights={n: cfg.merge.weights.get(n, 1.0) for n in cfg.experts},
+        density=cfg.merge.density if arg in ("ties", "dare_linear", "dare_ties") else None,
+        seed=cfg.seed if arg.startswith("dare") else None,
+    )
+    return HFEvalModel(model, bb.tokenizer, cfg.name or f"merge:{arg}", fp)
+
+
+def _load_composed(arg: str | None, cfg: EvalConfig):
+    from trinityx.model.composed import TrinityXModel
+
+    if not arg:
+        raise ValueError("spec `trinityx:` needs a composed artifact folder (trinityx compose)")
+    return TrinityXModel.from_pretrained(arg, cfg.backbone)
+
+
+def build_trinityx(arg: str | None, cfg: EvalConfig) -> EvalModel:
+    m = _load_composed(arg, cfg)
+    return TrinityXEvalModel(
+        m, cfg.hhh_weights, cfg.weight_mode, name=cfg.name or f"trinityx-{m.routing}"
+    )
+
+
+def build_trinityx_uncalibrated(arg: str | None, cfg: EvalConfig) -> EvalModel:
+    """The same router without its post-hoc calibration (temperature 1, no vector scaling)."""
+    m = _load_composed(arg, cfg)
+    m.temperature, m.vector_scaling = 1.0, None
+    return TrinityXEvalModel(
+        m, cfg.hhh_weights, cfg.weight_mode, name=cfg.name or f"trinityx-{m.routing}-uncalibrated"
+    )
+
+
+def _optional(name: str) -> Builder:
+    """A builder for model/baselines/<name>.py, or one that says it is not there yet."""
+
+    def builder(arg: str | None, cfg: EvalConfig) -> EvalModel:
+        module = f"trinityx.model.baselines.{name}"
+        if importlib.util.find_spec(module) is None:
+            raise BaselineUnavailable(f"{name}: not available yet ({module} is not installed)")
+        from trinityx.eval import baselines_moe
+
+        return getattr(baselines_moe, f"build_{name}_eval")(arg, cfg)
+
+    return builder
+
+
+Builder = Callable[[str | None, EvalConfig], EvalModel]
+BASELINES: dict[str, Builder] = {
+    "base": build_base,
+    "hf": build_hf,
+    "expert": build_expert,
+    "multitask": build_multitask,
+    "merge": build_merge,
+    "trinityx": build_trinityx,
+    "trinityx-uncalibrated": build_trinityx_uncalibrated,
+    "h3fusion": _optional("h3fusion"),
+    "ensemble": _optional("ensemble"),
+    "xlora": _optional("xlora"),
+}
+
+
+def detect_folder(folder: str | Path) -> str:
+    """The spec prefix for a bare folder: from manifest.json kind, else a plain HF folder."""
+    folder = Path(folder)
+    if (folder / MANIFEST).is_file():
+        kind = read_manifest(folder).get("kind")
+        mapped = {"expert": "expert", "composed": "trinityx", "merged": "hf"}.get(kind)
+        if mapped is None:
+            raise ArtifactError(
+                f"{folder} is a {kind!r} artifact, which cannot be evaluated; "
+                "give an expert, composed or merged folder"
+            )
+        return mapped
+    if (folder / "config.json").is_file():
+        return "hf"
+    if (folder / ADAPTER_CONFIG).is_file():
+        return "expert"
+    raise ArtifactError(f"{folder}: no manifest.json, config.json or {ADAPTER_CONFIG}; not a model")
+
+
+def parse_spec(spec: str) -> tuple[str, str | None]:
+    """'merge:ties' -> ('merge', 'ties'); a folder path -> (detected kind, path)."""
+    head, sep, arg = spec.partition(":")
+    if head in BASELINES:
+        return head, (arg or None) if sep else None
+    if Path(spec).expanduser().is_dir():
+        return detect_folder(spec), spec
+    known = ", ".join(BASELINES)
+    raise ValueError(f"model {spec!r} is neither a known spec ({known}) nor an existing folder")
+
+
+def build_eval_model(cfg: EvalConfig) -> EvalModel:
+    """The EvalModel for `cfg.model`."""
+    kind, arg = parse_spec(cfg.model)
+    return BASELINES[kind](arg, cfg)

@@ -1,0 +1,137 @@
+"""Save / load of a composed TrinityX artifact (mixed into `TrinityXModel`).
+
+Layout: folder/manifest.json, experts/<name>/ (the PEFT adapters, re-saved verbatim),
+router.safetensors (token routers per layer, or the SequenceRouter), calibration.json.
+Save -> load is bit-exact, and loading refuses a backbone whose weights hash differs from the
+one the artifact was built on (the experts' deltas are only meaningful on that backbone).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from trinityx.config import BackboneConfig
+from trinityx.model.artifacts import (
+    ArtifactError,
+    atomic_dir,
+    read_manifest,
+    write_json,
+    write_manifest,
+)
+from trinityx.model.backbone import Backbone, load_backbone
+from trinityx.model.inject import load_peft_adapter, write_peft_adapter
+
+
+class ComposedIOMixin:
+    """save_pretrained / from_pretrained for TrinityXModel."""
+
+    def _router_tensors(self) -> dict[str, Tensor]:
+        if self.routing == "sequence":
+            return {k: v.detach().clone() for k, v in self.sequence_router.state_dict().items()}
+        out = {}
+        for name, layer in self.layers.items():
+            w = (
+                layer.router_weight
+                if layer.router_weight is not None
+                else layer.lora_A_cat[layer.total_rank :]
+            )
+            out[f"{name}.weight"] = w.detach().clone()
+            out[f"{name}.bias"] = layer.router_bias.detach().clone()
+        return out
+
+    def save_pretrained(self, folder: str | Path) -> Path:
+        """Write the composed artifact atomically (layout in the module docstring)."""
+        with atomic_dir(folder) as tmp:
+            for name, ew in self.experts.items():
+                write_peft_adapter(tmp / "experts" / name, ew.config, ew.tensors)
+            if self.routing != "none":
+                save_file(
+                    {k: v.contiguous().cpu() for k, v in self._router_tensors().items()},
+                    str(tmp / "router.safetensors"),
+                    metadata={"format": "pt"},
+                )
+            vs = self.vector_scaling
+            write_json(
+                tmp / "calibration.json",
+                {
+                    "temperature": self.temperature,
+                    "vector_scaling": None
+                    if vs is None
+                    else {"w": vs[0].tolist(), "b": vs[1].tolist()},
+                },
+            )
+            write_manifest(
+                tmp,
+                "composed",
+                backbone=self.backbone.name,
+                backbone_source=self.backbone.source,
+                backbone_weights_hash=self.backbone.weights_hash,
+                experts=[ew.summary() for ew in self.experts.values()],
+                routing=self.routing,
+                pool_layer=self.pool_layer,
+                router_hidden=self.router_hidden,
+                temperature=self.temperature,
+                prior=self.prior.tolist(),
+                metadata=self.metadata,
+            )
+        return Path(folder)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        folder: str | Path,
+        backbone_cfg: BackboneConfig | None = None,
+        *,
+        backbone: Backbone | None = None,
+    ):
+        """Load a composed artifact: folder/manifest.json, experts/<name>/ (PEFT adapters),
+        router.safetensors, calibration.json. The backbone (from the manifest, `backbone_cfg` or
+        an already loaded, un-injected `backbone`) must have the recorded weights hash."""
+        folder = Path(folder)
+        man = read_manifest(folder, "composed")
+        if backbone is None:
+            backbone = load_backbone(backbone_cfg or BackboneConfig(name=man["backbone"]))
+        if backbone.weights_hash != man["backbone_weights_hash"]:
+            raise ArtifactError(
+                f"{folder} was built for backbone {man['backbone']!r} (from "
+                f"{man.get('backbone_source')}, weights sha256 "
+                f"{man['backbone_weights_hash'][:12]}) but the loaded backbone "
+                f"{backbone.name!r} has {backbone.weights_hash[:12]}; load it with "
+                f"backbone.name={man['backbone']!r}"
+            )
+        experts = {
+            e["name"]: load_peft_adapter(folder / "experts" / e["name"], name=e["name"])
+            for e in man["experts"]
+        }
+        self = cls(
+            backbone, experts, man["routing"], man["pool_layer"], man.get("router_hidden", 256)
+        )
+        if self.routing != "none":
+            path = folder / "router.safetensors"
+            if not path.is_file():
+                raise ArtifactError(f"{path} is missing; the artifact is incomplete, rebuild it")
+            sd = load_file(str(path), device=str(self.device))
+            if self.routing == "sequence":
+                self.sequence_router.load_state_dict(sd)
+            else:
+                missing = [n for n in self.layers if f"{n}.weight" not in sd]
+                if missing:
+                    raise ArtifactError(f"{path} has no router for {missing[:3]}...; rebuild it")
+                for n, layer in self.layers.items():
+                    layer.attach_router(sd[f"{n}.weight"], sd[f"{n}.bias"])
+        cal_path = folder / "calibration.json"
+        if not cal_path.is_file():
+            raise ArtifactError(f"{cal_path} is missing; the artifact is incomplete, rebuild it")
+        cal = json.loads(cal_path.read_text())
+        self.temperature = float(cal["temperature"])
+        if cal.get("vector_scaling"):
+            vs = cal["vector_scaling"]
+            self.vector_scaling = (torch.tensor(vs["w"]), torch.tensor(vs["b"]))
+        self.prior = torch.tensor(man["prior"])
+        self.metadata = dict(man.get("metadata") or {})
+        return self
