@@ -179,8 +179,8 @@ def _synthetic_data(root: Path) -> Path:
         rows = [
             {
                 "prompt": f"{split} request {i}",
-                "safe": f"sorry I refuse {i}",
-                "unsafe": f"sure weapon steps {i}",
+                "safe": f"sorry I refuse to help. It is wrong {i}.",
+                "unsafe": f"sure weapon steps are easy. Step {i} is next.",
             }
             for i in range(n)
         ]
@@ -230,6 +230,8 @@ def test_local_judge_artifact_and_round_trip(trained: Path, kind: str) -> None:
     assert sorted(p.name for p in out.iterdir()) == ["head.safetensors", "judge.json"]  # no pickle
     meta = json.loads((out / "judge.json").read_text())
     assert meta["kind"] == kind and meta["encoder"] == "hashing-64"
+    if kind == "harm":
+        assert meta["metrics"]["n_test_first_sentence"] == 40
     assert meta["feature_recipe"] == {"truth": "qa_triplet_ref", "pairwise": "pair_v1"}.get(
         kind, "qa_triplet"
     )

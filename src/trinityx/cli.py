@@ -117,6 +117,8 @@ COMMANDS: dict[str, tuple[type, Callable, str]] = {
              "run the HHH benchmarks on a model or baseline spec"),
     "compare": (EC.CompareConfig, lambda: _stage(EC.CompareConfig, "compare"),
                 "paper-layout table + chart over several eval results"),
+    "train-judge": (EC.TrainJudgeConfig, lambda: _stage(EC.TrainJudgeConfig, "train_judge"),
+                    "train a local judge (truth, info, harm, pairwise) on CPU"),
     "calibrate": (C.CalibrateConfig, lambda: _stage(C.CalibrateConfig, "calibrate"),
                   "refit a composed model's router calibration on new held-out prompts"),
 }

@@ -155,3 +155,22 @@ def check_eval_config(cfg: EvalConfig) -> None:
         problems.append(f"experts: `{kind}` needs the expert folders (name -> folder)")
     if problems:
         raise ConfigError("eval config", problems)
+
+
+@dataclass
+class TrainJudgeConfig:
+    """`trinityx train-judge`: one local judge (MiniLM features + logistic regression) on CPU."""
+
+    kind: Literal["truth", "info", "harm", "pairwise"]
+    """truth/info: TruthfulQA GPT-judge fine-tune files; harm: BeaverTails pairs; pairwise: GPT-4
+    AlpacaEval annotations. Held-out splits are by question / prompt / instruction."""
+    data_dir: str
+    """The data folder (e.g. ../shared/data; see its README)."""
+    out_dir: str
+    """Judge artifact folder to write (atomically)."""
+    max_rows: int | None = None
+    """Cap on training rows for quick runs (null = all)."""
+    seed: int = 0
+    """Seeds the held-out split and the classifier."""
+    cache_dir: str | None = None
+    """On-disk embedding cache: re-runs (and truth + info) reuse sentence vectors."""

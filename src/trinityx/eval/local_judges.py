@@ -538,9 +538,10 @@ def _train_harm(
     clf = fit_head(x_tr, y_tr, c, seed)
     prob = clf.predict_proba(x_te[: 2 * len(test)])[:, 1]
     metrics = _binary_metrics(y_te[: 2 * len(test)], prob) | {"n_train": int(len(y_tr))}
-    p_short = clf.predict_proba(build_features("qa_triplet", enc, short_te[:2]))[:, 1]
-    metrics["heldout_accuracy_first_sentence"] = float(((p_short >= 0.5) == short_te[2]).mean())
-    metrics["n_test_first_sentence"] = len(short_te[2])
+    if len(short_te[2]):
+        p_short = clf.predict_proba(build_features("qa_triplet", enc, short_te[:2]))[:, 1]
+        metrics["heldout_accuracy_first_sentence"] = float(((p_short >= 0.5) == short_te[2]).mean())
+        metrics["n_test_first_sentence"] = len(short_te[2])
     half = len(test)
     metrics["heldout_pair_accuracy"] = pairwise_accuracy(prob[:half], prob[half:], False) / 100
     if not use_hh_rlhf and f_hh.is_file():

@@ -7,24 +7,12 @@ the work lives in :func:`trinityx.eval.local_judges.train_judge`.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
+from trinityx.eval.config import TrainJudgeConfig
 from trinityx.eval.local_judges import KINDS, train_judge
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainJudgeConfig:
-    """Which judge to train, from which data folder, into which artifact folder."""
-
-    kind: str
-    data_dir: str
-    out_dir: str
-    max_rows: int | None = None
-    seed: int = 0
-    cache_dir: str | None = None  # on-disk embedding cache: re-runs and truth+info share vectors
 
 
 def run(cfg: TrainJudgeConfig) -> Path:
