@@ -95,7 +95,7 @@ def _compose(fast: bool, workdir: Path, experts: dict[str, str]) -> dict:
     report = json.loads((out / "report.json").read_text())
     cal = report["calibration"]
     print("\n=== The composed model (MoCaE) ===")
-    print(f"  prior gamma (task vectors): "
+    print("  prior gamma (task vectors): "
           + ", ".join(f"{k}={v:.2f}" for k, v in report["prior"]["gamma"].items()))
     print(f"  router held-out accuracy: untrained {report['heldout_accuracy_untrained']:.3f} -> "
           f"trained {cal['after']['accuracy']:.3f} (n={cal['n']})")
@@ -112,7 +112,7 @@ def _compose(fast: bool, workdir: Path, experts: dict[str, str]) -> dict:
         plain = generate_greedy(model.model, model.tokenizer,
                                 [({"role": "user", "content": p},) for p in prompts],
                                 max_new_tokens=48 if not fast else 8)
-    for p, a, b, r in zip(prompts, plain, res.texts, res.routing):
+    for p, a, b, r in zip(prompts, plain, res.texts, res.routing, strict=True):
         g = ", ".join(f"{k}={v:.2f}" for k, v in r["gates"].items())
         print(f"\n  prompt: {p}\n  backbone: {a[:240]}\n  TrinityX [{g}]: {b[:240]}")
     return {"folder": str(out), "seconds": round(time.time() - t0, 1), "calibration": cal}

@@ -15,7 +15,7 @@ def reliability_diagram(report: dict, path: str | Path, title: str = "router cal
     """Two panels (before / after calibration): accuracy vs confidence per bin, gap shaded, with
     ECE in the panel title. `report` is model.router_training.calibrate's output."""
     fig, axes = plt.subplots(1, 2, figsize=(9, 4.2), sharey=True)
-    for ax, key in zip(axes, ("before", "after")):
+    for ax, key in zip(axes, ("before", "after"), strict=True):
         bins = report[f"bins_{key}"]
         edges = bins["edges"]
         n = len(edges) - 1
@@ -24,7 +24,7 @@ def reliability_diagram(report: dict, path: str | Path, title: str = "router cal
         acc = [a if a is not None else 0.0 for a in bins["accuracy"]]
         conf = [c if c is not None else 0.0 for c in bins["confidence"]]
         ax.bar(centers, acc, width=width, edgecolor="black", color="#4c72b0", label="accuracy")
-        ax.bar(centers, [c - a for a, c in zip(acc, conf)], bottom=acc, width=width,
+        ax.bar(centers, [c - a for a, c in zip(acc, conf, strict=True)], bottom=acc, width=width,
                color="#dd8452", alpha=0.5, edgecolor="#dd8452", label="gap to confidence")
         ax.plot([0, 1], [0, 1], "k--", lw=1)
         m = report[key]
@@ -47,7 +47,7 @@ def routing_heatmaps(traces: Sequence[tuple[str, list[list[float]]]], experts: S
                      path: str | Path) -> Path:
     """One heat map per prompt: layer (rows) x expert (cols) mean gate over the prompt's tokens."""
     fig, axes = plt.subplots(1, len(traces), figsize=(3.2 * len(traces), 4.5), squeeze=False)
-    for ax, (title, grid) in zip(axes[0], traces):
+    for ax, (title, grid) in zip(axes[0], traces, strict=True):
         im = ax.imshow(grid, aspect="auto", cmap="viridis", vmin=0, vmax=1)
         ax.set_xticks(range(len(experts)), experts, rotation=30, fontsize=8)
         ax.set_ylabel("MoCaE layer")

@@ -95,7 +95,7 @@ def compute_prior(model: TrinityXModel, prior: PriorSettings) -> tuple[torch.Ten
     cos = task_vector_cosines(layers, reference, names=names)
     gamma = task_vector_prior(layers, reference, prior.temperature, names=names)
     return gamma, {"kind": "task_vectors", "reference": prior.reference,
-                   "temperature": prior.temperature, "cosines": dict(zip(names, cos.tolist()))}
+                   "temperature": prior.temperature, "cosines": dict(zip(names, cos.tolist(), strict=True))}
 
 
 def _zero_factors(layer) -> tuple[torch.Tensor, torch.Tensor, float]:
@@ -112,7 +112,7 @@ def _heatmap(model: TrinityXModel, path: Path) -> dict:
         else:
             grid = t.float().reshape(1, -1)
         traces.append((f"[{dim}] {prompt}", grid.tolist()))
-        summary[prompt] = dict(zip(model.expert_names, grid.mean(0).tolist()))
+        summary[prompt] = dict(zip(model.expert_names, grid.mean(0).tolist(), strict=True))
     routing_heatmaps(traces, model.expert_names, path)
     return summary
 
@@ -134,7 +134,7 @@ def run(cfg: ComposeConfig) -> Path:
     model = TrinityXModel.build(backbone, cfg.experts, cfg.routing, cfg.pool_layer, cfg.seed)
     gamma, prior_info = compute_prior(model, cfg.prior)
     model.prior = gamma
-    log.info("prior gamma = %s", dict(zip(names, gamma.tolist())))
+    log.info("prior gamma = %s", dict(zip(names, gamma.tolist(), strict=True)))
 
     work = out.with_name(out.name + ".partial")
     work.mkdir(parents=True, exist_ok=True)
@@ -155,7 +155,7 @@ def run(cfg: ComposeConfig) -> Path:
     report = {
         "experts": names,
         "routing": cfg.routing,
-        "prior": prior_info | {"gamma": dict(zip(names, gamma.tolist()))},
+        "prior": prior_info | {"gamma": dict(zip(names, gamma.tolist(), strict=True))},
         "router_training": {"n": len(train_ex), "train_accuracy": train_acc,
                             "final": history[-1] if history else None},
         "heldout_accuracy_untrained": acc_untrained,

@@ -21,7 +21,13 @@ from trinityx.config import TrainExpertConfig, dump_yaml
 from trinityx.data.formatting import encode_sft
 from trinityx.data.loading import load_sources
 from trinityx.data.records import PreferencePair, SFTExample
-from trinityx.model.artifacts import ArtifactError, atomic_dir, sha256_file, write_json, write_manifest
+from trinityx.model.artifacts import (
+    ArtifactError,
+    atomic_dir,
+    sha256_file,
+    write_json,
+    write_manifest,
+)
 from trinityx.model.backbone import bf16_autocast_supported, load_backbone
 from trinityx.model.scoring import generate_greedy, masked_lm_loss
 
@@ -191,7 +197,7 @@ def _loss_plot(history: dict[str, list[dict]], path: Path) -> None:
     for phase, logs in history.items():
         pts = [(h["step"], h["loss"]) for h in logs if "loss" in h]
         if pts:
-            ax.plot(*zip(*pts), marker=".", label=f"{phase} train loss")
+            ax.plot(*zip(*pts, strict=True), marker=".", label=f"{phase} train loss")
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
     ax.legend()
@@ -268,7 +274,7 @@ def run(cfg: TrainExpertConfig, callbacks: list | None = None) -> Path:
                              for k, v in history.items()},
         "samples": [
             {"prompt": s[-1]["content"], "before": b, "after": a}
-            for s, b, a in zip(samples, before["answers"], after["answers"])
+            for s, b, a in zip(samples, before["answers"], after["answers"], strict=True)
         ],
     }
     data_files = sorted({src.path for src in [*cfg.train, *cfg.heldout]})
