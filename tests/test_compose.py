@@ -138,3 +138,30 @@ def test_routing_labels_must_name_an_expert(tmp_path, tiny_backbone_cfg):
         targets_for(model, bad)
     assert collect_logits(model, [RoutingExample(user_prompt("x"), {"helpful": 1.0})]).shape == (
         1, 3)
+
+
+@pytest.mark.parametrize("routing", ["token", "sequence"])
+def test_optional_lm_loss_reaches_the_router(tmp_path, tiny_backbone_cfg, routing):
+    from trinityx.data.records import SFTExample, user_prompt
+    from trinityx.model.backbone import load_backbone
+    from trinityx.model.router_training import lm_loss
+
+    cfg = _cfg(tmp_path, tiny_backbone_cfg, routing)
+    model = TrinityXModel.build(load_backbone(tiny_backbone_cfg), cfg.experts, routing)
+    params = model.router_parameters()
+    batch = [SFTExample(user_prompt("Tell me about the myth."), "It is a myth.")] * 2
+    loss = lm_loss(model, batch, 48)
+    loss.backward()
+    assert loss.item() > 0 and any(p.grad is not None and p.grad.abs().sum() > 0 for p in params)
+
+
+def test_compose_with_lm_loss(tmp_path, tiny_backbone_cfg):
+    cfg = _cfg(tmp_path, tiny_backbone_cfg, "token", epochs=1, lm_weight=0.5)
+    lm_file = tmp_path / "lm.jsonl"
+    lm_file.write_text(json.dumps({"prompt": "Tell me about the myth.", "response": "A myth."}) + "\n")
+    from trinityx.config import DataSource
+
+    cfg.lm_data = [DataSource(path=str(lm_file))]
+    out = compose.run(cfg)
+    history = json.loads((out / "router_history.json").read_text())
+    assert all("lm" in h for h in history)

@@ -210,7 +210,9 @@ class RouterTraining:
     kl_weight: float = 0.01
     """Weight of KL(mean routing || prior); the paper uses 0.01 or 0.05."""
     max_length: int = 128
-    """Prompt tokens seen by the router (longer prompts keep their start)."""
+    """Prompt tokens seen by the router (longer prompts keep their end)."""
+    lm_weight: float = 0.0
+    """Weight of the optional LM loss: response NLL through the composed model on `lm_data`."""
     weight_decay: float = 0.0
     """AdamW weight decay."""
 
@@ -242,6 +244,8 @@ class ComposeConfig:
     """Labelled prompts for router training; default: the starter files' train splits."""
     calibration_data: list[RouterSource] = field(default_factory=list)
     """Held-out labelled prompts for calibration; default: the starter files' heldout splits."""
+    lm_data: list[DataSource] = field(default_factory=list)
+    """SFT data (prompt + response) for the optional LM loss (router.lm_weight > 0)."""
     backbone: BackboneConfig | None = None
     """Backbone override; default: the one the experts were trained on (from their manifests)."""
     prior: PriorSettings = field(default_factory=PriorSettings)

@@ -17,7 +17,8 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from trinityx.config import CalibrationSettings, RouterTraining
-from trinityx.data.records import RoutingExample
+from trinityx.data.formatting import IGNORE_INDEX, collate, encode_sft
+from trinityx.data.records import RoutingExample, SFTExample
 from trinityx.model.composed import TrinityXModel
 from trinityx.nn.calibration import (
     apply_temperature,
@@ -66,6 +67,27 @@ def collect_logits(model: TrinityXModel, examples: Sequence[RoutingExample], bat
     return torch.cat(out)
 
 
+def lm_loss(model: TrinityXModel, batch: Sequence[SFTExample], max_length: int) -> torch.Tensor:
+    """Response-token NLL through the composed model with the routers routing (grads reach them).
+
+    token mode: the per-layer routers route prompt + response; sequence mode: the gates come from
+    the prompt alone (as at generation time) and are held over the response.
+    """
+    enc = collate([encode_sft(model.tokenizer, ex, max_length) for ex in batch],
+                  model.tokenizer.pad_token_id)
+    gates = None
+    if model.routing == "sequence":
+        ids, mask = model.encode([list(ex.messages) for ex in batch])
+        z = model.sequence_logits_from_features(model.pooled_features(ids, mask))  # (B, K)
+        gates = torch.softmax(model.calibrate(z).float(), -1)
+    logits = model.logits(enc["input_ids"], enc["attention_mask"], gates=gates)  # (B, T, V)
+    labels = enc["labels"].to(logits.device)
+    return torch.nn.functional.cross_entropy(
+        logits[:, :-1].float().reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),
+        ignore_index=IGNORE_INDEX,
+    )
+
+
 def train_router(
     model: TrinityXModel,
     examples: Sequence[RoutingExample],
@@ -73,9 +95,13 @@ def train_router(
     prior: torch.Tensor,
     seed: int = 0,
     checkpoint_dir: Path | None = None,
+    lm_examples: Sequence[SFTExample] = (),
 ) -> list[dict]:
     """Train the routers; returns per-step logs. Resumes from `checkpoint_dir` (one file per
-    finished epoch) so an interrupted compose restarts at its last finished epoch."""
+    finished epoch) so an interrupted compose restarts at its last finished epoch.
+
+    With `cfg.lm_weight > 0` and `lm_examples`, each step adds lm_weight x the response NLL of a
+    batch of SFT examples through the composed model (cycled through in a seeded order)."""
     targets = targets_for(model, examples)
     params = model.router_parameters()
     opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
@@ -109,6 +135,11 @@ def train_router(
                 logits = model.route_logits(ids, mask, train=True)  # (B, K)
             loss, parts = router_loss(logits.float(), targets[chunk].to(logits.device),
                                       prior.to(logits.device), cfg.entropy_weight, cfg.kl_weight)
+            if cfg.lm_weight > 0 and lm_examples:
+                picks = torch.randint(len(lm_examples), (cfg.batch_size,), generator=gen)
+                lm = lm_loss(model, [lm_examples[i] for i in picks.tolist()], cfg.max_length)
+                loss = loss + cfg.lm_weight * lm
+                parts = {**parts, "lm": float(lm), "total": float(loss)}
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -143,7 +143,11 @@ def run(cfg: ComposeConfig) -> Path:
     mb = cfg.router.max_length
     acc_untrained = float((collect_logits(model, held_ex, 16, mb).argmax(-1)
                            == held_targets.argmax(-1)).float().mean())
-    history = train_router(model, train_ex, cfg.router, gamma, cfg.seed, work / "router_ckpt")
+    lm_ex = [r.as_sft() if hasattr(r, "as_sft") else r for r in load_sources(cfg, cfg.lm_data)]
+    if cfg.router.lm_weight > 0 and not lm_ex:
+        raise ValueError("router.lm_weight > 0 needs lm_data (SFT sources with responses)")
+    history = train_router(model, train_ex, cfg.router, gamma, cfg.seed, work / "router_ckpt",
+                           lm_ex)
     held_logits = collect_logits(model, held_ex, cfg.router.batch_size, mb)
     cal = calibrate(model, held_logits, held_targets, cfg.calibration)
     train_logits = collect_logits(model, train_ex, cfg.router.batch_size, mb)
