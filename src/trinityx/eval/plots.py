@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -51,7 +52,7 @@ def routing_heatmaps(traces: Sequence[tuple[str, list[list[float]]]], experts: S
         im = ax.imshow(grid, aspect="auto", cmap="viridis", vmin=0, vmax=1)
         ax.set_xticks(range(len(experts)), experts, rotation=30, fontsize=8)
         ax.set_ylabel("MoCaE layer")
-        ax.set_title(title[:40] + ("…" if len(title) > 40 else ""), fontsize=8)
+        ax.set_title("\n".join(textwrap.wrap(title, 30)[:3]), fontsize=7)
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="gate")
     fig.savefig(path, dpi=120)
     plt.close(fig)
