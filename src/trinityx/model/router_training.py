@@ -191,6 +191,6 @@ def _jsonable(bins: dict[str, torch.Tensor]) -> dict[str, list]:
 
 def _confusion(pred: torch.Tensor, labels: torch.Tensor, k: int) -> list[list[int]]:
     m = torch.zeros(k, k, dtype=torch.long)
-    for t, p in zip(labels.tolist(), pred.tolist()):
+    for t, p in zip(labels.tolist(), pred.tolist(), strict=True):
         m[t, p] += 1
     return m.tolist()  # rows = true dimension, cols = routed dimension
