@@ -185,7 +185,10 @@ def test_hh_rlhf_and_spard_readers(tmp_path: Path) -> None:
             json.dumps(rows[0]) + "\n" + json.dumps({"chosen": "no turns", "rejected": "x"}) + "\n"
         )
     with pytest.raises(ValueError, match=r"hh.jsonl.gz:2: field 'chosen'"):
-        B.read_hh_rlhf(f)
+        B.read_hh_rlhf(f, limit=1)  # a malformed file is an error even past the limit
+    with gzip.open(f, "wt", encoding="utf-8") as g:
+        g.write(json.dumps(rows[0]) + "\n" + json.dumps(rows[0]) + "\n")
+    assert len(B.read_hh_rlhf(f)) == 2
     pair = B.read_hh_rlhf(f, limit=1)[0]
     assert (pair.chosen, pair.rejected) == ("I won't help.", "Use a pin.")
     assert [m["role"] for m in pair.messages] == ["user", "assistant", "user"]

@@ -12,10 +12,10 @@ are re-exported here.
 from __future__ import annotations
 
 import csv
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from trinityx.data.readers import read_hh_rlhf as read_pairs
 from trinityx.data.records import MCQuestion, PreferencePair
 from trinityx.eval.judge_data import (
     JudgeExample,
@@ -41,7 +41,6 @@ __all__ = [
     "PairwiseAnnotation",
     "TruthfulQAGenItem",
     "iter_jsonl",
-    "parse_hh_dialogue",
     "read_alpaca_eval",
     "read_beavertails_eval",
     "read_hh_rlhf",
@@ -261,43 +260,12 @@ def truthfulqa_prompt(question: str, preamble: str) -> str:
 # --------------------------------------------------------------------------- hh-rlhf
 
 
-_TURN_RE = re.compile(r"\n\n(Human|Assistant): ")
-
-
-def parse_hh_dialogue(text: str, where: str) -> list[dict[str, str]]:
-    """Split an hh-rlhf transcript "\\n\\nHuman: ..\\n\\nAssistant: .." into chat messages."""
-    parts = _TURN_RE.split(text)
-    if len(parts) < 3 or parts[0].strip():
-        raise ValueError(f"{where}: dialogue must start with '\\n\\nHuman: ' turns")
-    roles = {"Human": "user", "Assistant": "assistant"}
-    return [
-        {"role": roles[r], "content": c.strip()}
-        for r, c in zip(parts[1::2], parts[2::2], strict=True)
-    ]
-
-
 def read_hh_rlhf(path: str | Path, limit: int | None = None) -> list[PreferencePair]:
-    """hh-rlhf chosen/rejected dialogues as pairs of final assistant turns sharing a context.
-
-    The context is the chosen dialogue minus its last assistant turn (in a handful of rows the
-    rejected context differs slightly; the final turns are what the preference is about).
+    """hh-rlhf harmless chosen/rejected pairs (final assistant turns sharing a context), read by
+    the project's data reader (`trinityx.data.readers.read_hh_rlhf`); `path` may be the data dir.
     """
     path = Path(path)
     if path.is_dir():
         path = require_file(path, HH_RLHF_HARMLESS)
-    out = []
-    for n, rec in iter_jsonl(path):
-        if limit is not None and len(out) >= limit:
-            break
-        where = f"{path}:{n}"
-        sides = []
-        for key in ("chosen", "rejected"):
-            msgs = parse_hh_dialogue(str_field(rec, key, where), f"{where}: field '{key}'")
-            if msgs[-1]["role"] != "assistant":
-                raise ValueError(f"{where}: field '{key}' must end with an Assistant turn")
-            sides.append(msgs)
-        ctx = tuple(sides[0][:-1])
-        out.append(
-            PreferencePair(ctx, sides[0][-1]["content"], sides[1][-1]["content"], "harmless", where)
-        )
-    return out
+    pairs = read_pairs(path)
+    return pairs if limit is None else pairs[:limit]
