@@ -301,3 +301,19 @@ def test_pooling_pass_stops_at_pool_layer_exactly(tiny_backbone_cfg, expert_dirs
     want = (full * m).sum(1) / m.sum(1)
     assert torch.equal(tx.pooled_features(ids, mask), want)
     assert len(tx.model.model.layers) == n_layers and tx.state.gates is None  # restored
+
+
+def test_adapters_are_held_once_and_saved_verbatim(tiny_backbone_cfg, expert_dirs, tmp_path):
+    from safetensors.torch import load_file
+
+    tx = build(tiny_backbone_cfg, expert_dirs, "token", router_init_std=1.0)
+    helpful = tx.experts["helpful"]  # scale 2: read back from the fused buffers
+    assert all(lo.lora_A.is_meta for lo in helpful.modules.values())
+    assert tx.experts["helpful"].summary()["ranks"] == [4]
+    tx.save_pretrained(tmp_path / "c")
+    for name, folder in expert_dirs.items():  # rsLoRA 'honest' (scale 5/sqrt 3) may keep originals
+        want = load_file(str(folder / "adapter_model.safetensors"))
+        got = load_file(str(tmp_path / "c" / "experts" / name / "adapter_model.safetensors"))
+        assert got.keys() == want.keys()
+        for k in want:
+            assert got[k].dtype == want[k].dtype and torch.equal(got[k], want[k]), (name, k)

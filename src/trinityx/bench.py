@@ -51,6 +51,16 @@ QUESTIONS = (
 )
 
 
+METRIC_NOTES = {
+    "prefill_ms": "wall ms to the first token, batch 1, routing included (median)",
+    "decode_ms_bB": "(t(n) - t(1)) / (n - 1) wall ms per decode step at batch B (median)",
+    "decode_tps_bB": "B * 1000 / decode_ms_bB",
+    "decode_cpu_ms_bB": "the same in process CPU time (less sensitive to other load)",
+    "peak_mb": "peak memory over build + one decode at the largest batch, fresh process",
+    "params / param_bytes": "distinct parameters + buffers of the system's modules",
+}
+
+
 def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--backbone", default="smollm2-135m-instruct", help="backbone name or folder")
     p.add_argument(
@@ -125,8 +135,76 @@ def _median(xs: list[float]) -> float | None:
     return statistics.median(xs) if xs else None
 
 
+def _build_systems(names: list[str], spec: BenchSpec, base: System, prompts) -> tuple[dict, dict]:
+    """name -> System for every requested system; name -> error for those that cannot run."""
+    systems: dict[str, System] = {"base": base} if "base" in names else {}
+    errors: dict[str, str] = {}
+    seq = None
+    for name in tqdm([n for n in names if n != "base"], desc="build systems"):
+        try:
+            if name == "trinityx-merged":  # gates = the sequence router's on prompt 0
+                seq = (
+                    seq
+                    or systems.get("trinityx-sequence")
+                    or build_system("trinityx-sequence", spec)
+                )
+                spec.merged_weights = seq.handle.router_probs(prompts[:1])[0].tolist()
+            systems[name] = build_system(name, spec)
+        except Exception as e:  # a baseline that cannot run is reported, not faked
+            errors[name] = f"{type(e).__name__}: {e}"
+    for name, s in list(systems.items()):  # warm-up; a system that cannot generate is dropped
+        try:
+            _timed(s, prompts[:1], torch.ones_like(prompts[:1]), 2, _is_cuda(s))
+        except Exception as e:
+            errors[name] = f"generate failed: {type(e).__name__}: {e}"
+            del systems[name]
+    return systems, errors
+
+
+def _is_cuda(system: System) -> bool:
+    return next(system.modules[0].parameters()).device.type == "cuda"
+
+
+def _time_systems(systems: dict, prompts, batch_sizes: list[int], n: int, repeats: int) -> dict:
+    """Interleaved timings: per repeat, per measurement, every system once (round robin)."""
+    raw: dict[str, dict[str, list]] = {name: {} for name in systems}
+    plan = [(1, 1, "prefill")] + [(b, m, f"b{b}_{m}") for b in batch_sizes for m in (1, n)]
+    for _ in tqdm(range(repeats), desc="repeats"):
+        for b, m, key in plan:
+            ids = prompts[:b]
+            for name, s in systems.items():
+                wall, cpu = _timed(s, ids, torch.ones_like(ids), m, _is_cuda(s))
+                raw[name].setdefault(key, []).append(wall)
+                raw[name].setdefault(key + "_cpu", []).append(cpu)
+    return raw
+
+
+def _summarise(system: System, r: dict, batch_sizes: list[int], n: int) -> dict:
+    """Medians (and raw repeats) of one system's timings, plus its weights."""
+    params, nbytes = count_params(system.modules)
+    row = {
+        "available": True,
+        "note": system.note,
+        "params": params,
+        "param_bytes": nbytes,
+        "prefill_ms": _median(r["prefill"]),
+        "prefill_ms_all": r["prefill"],
+    }
+    for b in batch_sizes:
+        for suffix in ("", "_cpu"):
+            tn, t1 = r[f"b{b}_{n}{suffix}"], r[f"b{b}_1{suffix}"]
+            steps = [(a - c) / (n - 1) for a, c in zip(tn, t1, strict=True)]  # ms per step
+            row[f"decode{suffix}_ms_b{b}"] = _median(steps)
+            if not suffix:
+                row[f"decode_ms_b{b}_all"] = steps
+        ms = row[f"decode_ms_b{b}"]
+        row[f"decode_tps_b{b}"] = b * 1000 / ms if ms and ms > 0 else None
+    return row
+
+
 def run_bench(args: argparse.Namespace) -> dict:
-    """Build every system, time them interleaved, probe memory, check agreement; write outputs."""
+    """Build every system, time them interleaved, check agreement, probe memory; write
+    bench.json, bench.png and bench.txt to args.out; returns the report dict."""
     if args.threads:
         torch.set_num_threads(args.threads)
     names = [s.strip() for s in args.systems.split(",") if s.strip()]
@@ -134,84 +212,37 @@ def run_bench(args: argparse.Namespace) -> dict:
     if unknown:
         raise ValueError(f"unknown system(s) {unknown}; choose from {list(SYSTEMS)}")
     batch_sizes = [int(b) for b in str(args.batch_sizes).split(",")]
-    if args.new_tokens < 2:
+    n = args.new_tokens
+    if n < 2:
         raise ValueError("--new-tokens must be >= 2 (decode time is t(n) - t(1))")
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix="trinityx-bench-"))
     load_before = os.getloadavg()
     spec = BenchSpec(
         args.backbone, args.device, args.dtype, args.cache_dir, seed=args.seed, threads=args.threads
     )
-    systems: dict[str, System] = {}
-    errors: dict[str, str] = {}
     base = build_system("base", spec)
+    workdir = Path(tempfile.mkdtemp(prefix="trinityx-bench-"))
     spec.experts = _expert_dirs(args, base.handle.model, workdir)
-    tok = base.handle.tokenizer
-    cuda = next(base.handle.model.parameters()).device.type == "cuda"
     dev = next(base.handle.model.parameters()).device
-    prompts = make_prompts(tok, max(batch_sizes + [1]), args.prompt_tokens).to(dev)
-    if "base" in names:
-        systems["base"] = base
-    seq = None
-    for name in tqdm([n for n in names if n != "base"], desc="build systems"):
-        if name == "trinityx-merged":  # gates = the sequence router's on prompt 0
-            seq = seq or systems.get("trinityx-sequence") or build_system("trinityx-sequence", spec)
-            spec.merged_weights = seq.handle.router_probs(prompts[:1])[0].tolist()
-        try:
-            systems[name] = build_system(name, spec)
-        except Exception as e:  # a baseline that cannot run is reported, not faked
-            errors[name] = f"{type(e).__name__}: {e}"
-    raw: dict[str, dict[str, list]] = {n: {} for n in systems}
-    n = args.new_tokens
-    plan = [(1, 1, "prefill")] + [(b, m, f"b{b}_{m}") for b in batch_sizes for m in (1, n)]
-    for name, s in list(systems.items()):  # warm-up (and drop systems that fail to generate)
-        try:
-            _timed(s, prompts[:1], torch.ones_like(prompts[:1]), 2, cuda)
-        except Exception as e:
-            errors[name] = f"generate failed: {type(e).__name__}: {e}"
-            del systems[name], raw[name]
-    for _ in tqdm(range(args.repeats), desc="repeats"):
-        for b, m, key in plan:
-            ids = prompts[:b]
-            for name, s in systems.items():
-                wall, cpu = _timed(s, ids, torch.ones_like(ids), m, cuda)
-                raw[name].setdefault(key, []).append(wall)
-                raw[name].setdefault(key + "_cpu", []).append(cpu)
-    results: dict[str, dict] = {}
-    for name in names:
-        if name not in systems:
-            results[name] = {"available": False, "error": errors.get(name, "not built")}
-            continue
-        r = raw[name]
-        params, nbytes = count_params(systems[name].modules)
-        row = {
-            "available": True,
-            "note": systems[name].note,
-            "params": params,
-            "param_bytes": nbytes,
-            "prefill_ms": _median(r["prefill"]),
-            "prefill_ms_all": r["prefill"],
-        }
-        for b in batch_sizes:
-            for suffix in ("", "_cpu"):
-                tn, t1 = r[f"b{b}_{n}{suffix}"], r[f"b{b}_1{suffix}"]
-                steps = [(a - c) / (n - 1) for a, c in zip(tn, t1, strict=True)]  # ms per step
-                row[f"decode{suffix}_ms_b{b}"] = _median(steps)
-                if not suffix:
-                    row[f"decode_ms_b{b}_all"] = steps
-            ms = row[f"decode_ms_b{b}"]
-            row[f"decode_tps_b{b}"] = b * 1000 / ms if ms and ms > 0 else None
-        results[name] = row
+    prompts = make_prompts(base.handle.tokenizer, max(batch_sizes + [1]), args.prompt_tokens)
+    prompts = prompts.to(dev)
+    systems, errors = _build_systems(names, spec, base, prompts)
+    raw = _time_systems(systems, prompts, batch_sizes, n, args.repeats)
+    results = {
+        name: _summarise(systems[name], raw[name], batch_sizes, n)
+        if name in systems
+        else {"available": False, "error": errors.get(name, "not built")}
+        for name in names
+    }
     checks = run_checks(systems, spec, prompts[:1], n)
-    del systems, base, seq
+    del systems, base
     if not args.no_memory:
         b_max = max(batch_sizes)
+        ids = prompts[:b_max]
         for name in tqdm([k for k, v in results.items() if v["available"]], desc="memory"):
             try:
-                results[name].update(
-                    _probe_memory(name, spec, prompts[:b_max], torch.ones_like(prompts[:b_max]), n)
-                )
+                results[name].update(_probe_memory(name, spec, ids, torch.ones_like(ids), n))
             except Exception as e:
                 results[name]["memory_error"] = f"{type(e).__name__}: {e}"
     report = {
@@ -227,19 +258,13 @@ def run_bench(args: argparse.Namespace) -> dict:
             "experts": spec.experts,
             "merged_weights": spec.merged_weights,
         },
-        "metric_notes": {
-            "prefill_ms": "wall ms to the first token, batch 1, routing included (median)",
-            "decode_ms_bB": "(t(n) - t(1)) / (n - 1) wall ms per decode step at batch B (median)",
-            "decode_tps_bB": "B * 1000 / decode_ms_bB",
-            "decode_cpu_ms_bB": "same with process CPU time (robust to other load)",
-            "peak_mb": "peak memory of build + one decode at the largest batch, fresh process",
-        },
+        "metric_notes": METRIC_NOTES,
         "systems": results,
     }
     report["ratios"] = compute_ratios(results, batch_sizes)
     report["targets"] = evaluate_targets(results, report["ratios"])
     report["checks"] = checks
-    (out_dir / "bench.json").write_text(json.dumps(report, indent=2))
+    (out_dir / "bench.json").write_text(json.dumps(report, indent=2, default=str))
     plot(report, out_dir / "bench.png")
     (out_dir / "bench.txt").write_text(format_table(report) + "\n")
     return report

@@ -100,10 +100,28 @@ def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workdir", default="runs/demo", help="where artifacts go")
 
 
+def _bench_args(p: argparse.ArgumentParser) -> None:
+    from trinityx import bench
+
+    bench.add_arguments(p)
+
+
+def _bench(args: argparse.Namespace) -> Any:
+    from trinityx import bench
+
+    from trinityx.bench_report import format_table
+
+    result = bench.run_bench(args)
+    print(format_table(result))
+    return result
+
+
 # commands with their own plain options: name -> (add_arguments, handler, help)
 PLAIN: dict[str, tuple[Callable, Callable, str]] = {
     "demo": (_demo_args, _demo, "train the three experts on the starter data with SmolLM2, compose"
              " and calibrate them, and show what they learned"),
+    "bench": (_bench_args, _bench, "speed and memory of TrinityX vs the base model, H3Fusion-style"
+              " MoE, X-LoRA and an output ensemble (ratios from one interleaved run)"),
     "serve": (_serve_args, _serve, "serve a composed model over an OpenAI-compatible HTTP API"),
 }
 

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from trinityx.model.backbone import Backbone
-from trinityx.model.composed_io import ComposedIOMixin
+from trinityx.model.composed_io import ComposedIOMixin, share_adapter_storage
 from trinityx.model.generation import GenerationMixin, GenerationResult, pool_records, position_ids
 from trinityx.model.hhh_weights import WeightSpec, batch_prefs, resolve_weights
 from trinityx.model.inject import (
@@ -61,6 +61,7 @@ class TrinityXModel(GenerationMixin, ComposedIOMixin):
         self.routing = routing
         self.state = RoutingState()
         self.layers = inject_mocae(self.model, self.experts, self.state)
+        self.experts = share_adapter_storage(self.experts, self.layers)  # adapters held once
         n_layers = self.model.config.num_hidden_layers
         self.pool_layer = n_layers // 2 if pool_layer is None else int(pool_layer)
         if not 0 <= self.pool_layer <= n_layers:

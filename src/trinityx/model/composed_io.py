@@ -8,7 +8,9 @@ one the artifact was built on (the experts' deltas are only meaningful on that b
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import torch
@@ -24,7 +26,76 @@ from trinityx.model.artifacts import (
     write_manifest,
 )
 from trinityx.model.backbone import Backbone, load_backbone
-from trinityx.model.inject import load_peft_adapter, write_peft_adapter
+from trinityx.model.inject import (
+    KEY_PREFIX,
+    ExpertWeights,
+    load_peft_adapter,
+    write_peft_adapter,
+)
+from trinityx.nn.mocae import MoCaELinear
+
+
+class FusedAdapterTensors(Mapping):
+    """An adapter's verbatim tensors (key -> tensor), read back from the fused MoCaE buffers.
+
+    Values are tensors, or zero-argument functions recomputing one from the layer's *current*
+    buffers (attach_router replaces lora_A_cat; its first R rows are copied unchanged).
+    """
+
+    def __init__(self, items: dict[str, Tensor | Callable[[], Tensor]]) -> None:
+        self._items = items
+
+    def __getitem__(self, key: str) -> Tensor:
+        v = self._items[key]
+        return v if isinstance(v, Tensor) else v()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def share_adapter_storage(
+    experts: dict[str, ExpertWeights], layers: dict[str, MoCaELinear]
+) -> dict[str, ExpertWeights]:
+    """Hold every adapter once: new ExpertWeights whose tensors read the fused buffers.
+
+    After injection each A_k / s_k B_k also lives in lora_A_cat / lora_B_cat, so keeping the
+    verbatim tensors doubles the adapters' memory. A key is shared only when the read-back is
+    bit-exact (same dtype; B = (s B) / s checked, exact e.g. for power-of-two scales), else the
+    original tensor is kept; save -> load stays bit-exact either way. Shared modules keep their
+    shapes (meta tensors) for `summary`; read factors with `layer.expert_factors(name)`. The
+    caller's ExpertWeights objects are not modified.
+    """
+    out = {}
+    for name, ew in experts.items():
+        items: dict[str, Tensor | Callable[[], Tensor]] = dict(ew.tensors)
+        modules = dict(ew.modules)
+        for mod, lo in ew.modules.items():
+            layer, ka, kb = (
+                layers[mod],
+                f"{KEY_PREFIX}{mod}.lora_A.weight",
+                f"{KEY_PREFIX}{mod}.lora_B.weight",
+            )
+            if ka not in items or kb not in items or lo.scale == 0:
+                continue
+            sp = layer.expert_span(name)
+            a, b = layer.lora_A_cat[sp], layer.lora_B_cat[:, sp] / lo.scale
+            orig_a, orig_b = ew.tensors[ka], ew.tensors[kb]
+            if not (
+                a.dtype == orig_a.dtype
+                and b.dtype == orig_b.dtype
+                and torch.equal(a, orig_a)
+                and torch.equal(b, orig_b)
+            ):
+                continue
+            items[ka] = lambda la=layer, sp=sp: la.lora_A_cat[sp]
+            items[kb] = lambda la=layer, sp=sp, s=lo.scale: la.lora_B_cat[:, sp] / s
+            meta = dataclasses.replace(lo, lora_A=lo.lora_A.to("meta"), lora_B=lo.lora_B.to("meta"))
+            modules[mod] = meta
+        out[name] = dataclasses.replace(ew, tensors=FusedAdapterTensors(items), modules=modules)
+    return out
 
 
 class ComposedIOMixin:
