@@ -104,7 +104,7 @@ class OptimConfig:
     bf16: Literal["auto", True, False] = "auto"
     """bf16 autocast: `auto` turns it on where the device supports it (CPU with AVX512-BF16/AMX, CUDA)."""
     gradient_checkpointing: bool = False
-    """Recompute activations in the backward pass: less memory, ~30% slower (TRL's default is on;
+    """Recompute activations in the backward pass: less memory, more compute (TRL's default is on;
     off suits small backbones)."""
     logging_steps: int = 5
     """Log the training loss every N steps."""
