@@ -31,6 +31,15 @@ def _config(dimension: str, fast: bool, workdir: Path) -> TrainExpertConfig:
     return load_config(TrainExpertConfig, path, [f"output_dir={workdir / 'experts' / dimension}"])
 
 
+def _reuse_or_run(out: Path, reuse_msg: str, run_msg: str, run) -> None:
+    """Finished artifacts (they have a manifest) are reused, so a rerun only does what is left."""
+    if (out / "manifest.json").is_file():
+        print(reuse_msg)
+    else:
+        print(run_msg, flush=True)
+        run()
+
+
 def _summary(folder: Path) -> dict:
     metrics = json.loads((folder / "metrics.json").read_text())
     history = json.loads((folder / "history.json").read_text())
@@ -53,11 +62,9 @@ def run_demo(fast: bool = False, workdir: str | Path = "runs/demo") -> dict[str,
         cfg = _config(dim, fast, workdir)
         out = Path(cfg.output_dir)
         t0 = time.time()
-        if (out / "manifest.json").is_file():
-            print(f"[{dim}] reusing finished expert at {out}")
-        else:
-            print(f"[{dim}] training ({cfg.method}) on {cfg.backbone.name} ...", flush=True)
-            train_expert.run(cfg)
+        _reuse_or_run(out, f"[{dim}] reusing finished expert at {out}",
+                      f"[{dim}] training ({cfg.method}) on {cfg.backbone.name} ...",
+                      lambda cfg=cfg: train_expert.run(cfg))
         results[dim] = _summary(out) | {"seconds": round(time.time() - t0, 1), "folder": str(out)}
 
     print("\n=== What the experts learned ===")
@@ -87,11 +94,9 @@ def _compose(fast: bool, workdir: Path, experts: dict[str, str]) -> dict:
     cfg = load_config(ComposeConfig, path, over)
     out = Path(cfg.output_dir)
     t0 = time.time()
-    if (out / "manifest.json").is_file():
-        print(f"\n[compose] reusing composed model at {out}")
-    else:
-        print(f"\n[compose] training the {cfg.routing} router and calibrating it ...", flush=True)
-        compose.run(cfg)
+    _reuse_or_run(out, f"\n[compose] reusing composed model at {out}",
+                  f"\n[compose] training the {cfg.routing} router and calibrating it ...",
+                  lambda: compose.run(cfg))
     report = json.loads((out / "report.json").read_text())
     cal = report["calibration"]
     print("\n=== The composed model (MoCaE) ===")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from trinityx.config import DataSource
+from trinityx.config import DataSource, resolve_path
 
 STARTER_DIR = Path(__file__).parent / "starter"
 
@@ -20,14 +20,12 @@ def starter_path(name: str) -> Path:
 
 
 def resolve_source_path(cfg: Any, path: str) -> str | Path:
-    """`starter:x` -> bundled file; relative paths -> against the config file's folder when there."""
+    """`starter:x` -> bundled file; else `config.resolve_path` (relative to the config file's
+    folder when the file is there); a path that exists nowhere may be a hub dataset id."""
     if path.startswith("starter:"):
         return starter_path(path.split(":", 1)[1])
-    p = Path(path).expanduser()
-    base = getattr(cfg, "_config_dir", None)
-    if not p.is_absolute() and base is not None and (Path(base) / p).exists():
-        return Path(base) / p
-    return p if p.exists() else path  # else: maybe a hub dataset id
+    resolved = resolve_path(cfg, str(Path(path).expanduser()) if path.startswith("~") else path)
+    return Path(resolved) if Path(resolved).exists() else resolved
 
 
 def load_sources(cfg: Any, sources: list[DataSource], *, kind: str | None = None,
