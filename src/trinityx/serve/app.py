@@ -1,131 +1,207 @@
-"""OpenAI-compatible HTTP server for a composed TrinityX model.
+"""OpenAI-compatible HTTP server for a TrinityX model (or any baseline the harness can build).
 
-`POST /v1/chat/completions` and `POST /v1/completions` accept the usual OpenAI fields plus
-`hhh_weights` ({"helpful": w, ...}), `weight_mode` ("multiply" | "fixed"), `allow_negative` and
-`top_k_experts`; responses carry the routing weights used under `trinityx`. Greedy decoding
-(temperature 0) is what TrinityX evaluates; `temperature`/`top_p` > 0 sample instead.
-One RoutingState per model, so requests are served one at a time behind a lock.
+Endpoints: `POST /v1/chat/completions` and `POST /v1/completions` (JSON or server-sent events
+ending in `data: [DONE]`), `GET /v1/models`, `GET /health`. Requests may carry the `hhh`
+extension (per-request HHH weights, Eq. gates); every choice reports the `routing` it was
+generated with. Concurrent requests are batched by one scheduler thread (serve/scheduler.py),
+each row keeping its own weights, sampling settings and stop strings. Every error is a JSON body
+in OpenAI's shape (`{"error": {"message", "type", "param", "code"}}`); anything the client sent
+wrong is a 4xx, never a 500. With an API key set, /v1/* needs `Authorization: Bearer <key>`.
 """
 
 from __future__ import annotations
 
-import threading
+import logging
+import os
+import secrets
 import time
-import uuid
-from typing import Any, Literal
+from contextlib import asynccontextmanager
+from typing import Annotated
 
-from fastapi import FastAPI, HTTPException
-from pydantic import BaseModel, Field
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from . import protocol as P
+from .scheduler import Scheduler
+from .served import ServedModel, load_served
+from .serving import APIError, Limits, Serving
+
+log = logging.getLogger(__name__)
+
+API_KEY_ENV = "TRINITYX_API_KEY"
+_BEARER = HTTPBearer(auto_error=False, description=f"--api-key or env {API_KEY_ENV}")
+_ERRORS = {
+    code: {"model": P.ErrorResponse, "description": desc}
+    for code, desc in [
+        (400, "Invalid request"),
+        (401, "Missing or wrong API key"),
+        (404, "Unknown model"),
+        (500, "Generation failed"),
+    ]
+}
+_SSE = {
+    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    "description": "JSON, or with stream=true server-sent events ending in data: [DONE]",
+}
 
 
-class ChatMessage(BaseModel):
-    role: Literal["system", "user", "assistant"]
-    content: str
+def _error(status: int, info: P.ErrorInfo) -> JSONResponse:
+    return JSONResponse(P.ErrorResponse(error=info).model_dump(), status_code=status)
 
 
-class _Common(BaseModel):
-    model: str | None = None
-    max_tokens: int = Field(128, ge=1, le=4096)
-    temperature: float = Field(0.0, ge=0.0, le=2.0)
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
-    hhh_weights: dict[str, float] | None = None
-    weight_mode: Literal["multiply", "fixed"] = "multiply"
-    allow_negative: bool = False
-    top_k_experts: int | None = Field(None, ge=1)
+def _validation_info(exc: RequestValidationError) -> P.ErrorInfo:
+    """The first schema error as OpenAI reports it: a message and the offending param."""
+    errs = exc.errors()
+    if not errs:
+        return P.ErrorInfo(message="invalid request")
+    e = errs[0]
+    loc = [str(x) for x in e.get("loc", ()) if x != "body"]
+    if e.get("type") == "json_invalid":
+        return P.ErrorInfo(message=f"the request body is not valid JSON: {e.get('msg')}")
+    param = ".".join(loc) or None
+    if param is None:
+        return P.ErrorInfo(
+            message="the request body must be a JSON object (Content-Type: "
+            f"application/json): {e.get('msg')}"
+        )
+    msg = str(e.get("msg", "invalid value"))
+    if e.get("type") == "extra_forbidden":
+        msg = "unknown or unsupported field; remove it (see GET /openapi.json)"
+    more = f" (and {len(errs) - 1} more problem(s))" if len(errs) > 1 else ""
+    return P.ErrorInfo(message=f"{param or 'body'}: {msg}{more}", param=param)
 
 
-class ChatRequest(_Common):
-    messages: list[ChatMessage] = Field(min_length=1)
+def create_app(
+    served: ServedModel,
+    *,
+    max_batch: int = 8,
+    max_wait_ms: float = 10.0,
+    api_key: str | None = None,
+    limits: Limits | None = None,
+) -> FastAPI:
+    """Build the app around a loaded `ServedModel` (injected, so tests pass a tiny one).
 
+    The scheduler thread starts and stops with the app's lifespan.
+    """
+    scheduler = Scheduler(served, max_batch, max_wait_ms)
+    serving = Serving(served, scheduler, limits or Limits())
+    created = int(time.time())
 
-class CompletionRequest(_Common):
-    prompt: str | list[str]
-
-
-def create_app(model: Any, model_name: str = "trinityx") -> FastAPI:
-    """Build the app around a loaded `TrinityXModel` (injected, so tests can pass a tiny one)."""
-    app = FastAPI(title="TrinityX", version="0.1.0")
-    lock = threading.Lock()
-
-    def _generate(prompts: list, req: _Common) -> tuple[list[str], list[dict]]:
-        kwargs: dict[str, Any] = {}
-        if req.temperature > 0:
-            kwargs = {"do_sample": True, "temperature": req.temperature, "top_p": req.top_p}
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        scheduler.start()
         try:
-            with lock:
-                res = model.generate(
-                    prompts,
-                    hhh_weights=req.hhh_weights,
-                    weight_mode=req.weight_mode,
-                    allow_negative=req.allow_negative,
-                    top_k=req.top_k_experts,
-                    max_new_tokens=req.max_tokens,
-                    **kwargs,
-                )
-        except ValueError as e:  # bad weights, unknown dimension, negation not allowed, ...
-            raise HTTPException(status_code=400, detail=str(e)) from e
-        return res.texts, res.routing
+            yield
+        finally:
+            scheduler.stop()
 
-    def _usage(n_prompt: int, texts: list[str]) -> dict:
-        n_out = sum(len(model.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in texts)
-        return {"prompt_tokens": n_prompt, "completion_tokens": n_out,
-                "total_tokens": n_prompt + n_out}
+    app = FastAPI(
+        title="TrinityX",
+        version="0.1.0",
+        lifespan=lifespan,
+        description=__doc__.split("\n\n", 1)[1],
+    )
+    app.state.scheduler = scheduler
 
-    @app.get("/health")
-    def health() -> dict:
-        return {"status": "ok", "experts": model.expert_names, "routing": model.routing}
+    async def check_key(cred: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]):
+        if api_key is None:
+            return
+        if cred is None or not secrets.compare_digest(cred.credentials.encode(), api_key.encode()):
+            raise APIError(
+                401,
+                "missing or wrong API key: send 'Authorization: Bearer <key>'",
+                code="invalid_api_key",
+            )
 
-    @app.get("/v1/models")
-    def models() -> dict:
-        return {"object": "list", "data": [
-            {"id": model_name, "object": "model", "owned_by": "trinityx",
-             "experts": model.expert_names, "routing": model.routing}
-        ]}
+    @app.exception_handler(APIError)
+    async def api_error(_: Request, exc: APIError) -> JSONResponse:
+        return _error(exc.status, exc.info)
 
-    @app.post("/v1/chat/completions")
-    def chat(req: ChatRequest) -> dict:
-        if req.messages[-1].role != "user":
-            raise HTTPException(400, "messages must end with a user turn")
-        msgs = [m.model_dump() for m in req.messages]
-        texts, routing = _generate([msgs], req)
-        n_prompt = len(model.encode([msgs])[0][0])
-        return {
-            "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": model_name,
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": texts[0]}}],
-            "usage": _usage(n_prompt, texts),
-            "trinityx": {"routing": routing[0]},
-        }
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return _error(400, _validation_info(exc))
 
-    @app.post("/v1/completions")
-    def completions(req: CompletionRequest) -> dict:
-        prompts = [req.prompt] if isinstance(req.prompt, str) else req.prompt
-        if not prompts:
-            raise HTTPException(400, "prompt must not be empty")
-        texts, routing = _generate(prompts, req)
-        n_prompt = int(model.encode(prompts)[1].sum())
-        return {
-            "id": f"cmpl-{uuid.uuid4().hex[:24]}",
-            "object": "text_completion",
-            "created": int(time.time()),
-            "model": model_name,
-            "choices": [{"index": i, "text": t, "finish_reason": "stop"}
-                        for i, t in enumerate(texts)],
-            "usage": _usage(n_prompt, texts),
-            "trinityx": {"routing": routing},
-        }
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
+        return _error(exc.status_code, P.ErrorInfo(message=str(exc.detail), type=kind))
+
+    @app.exception_handler(Exception)
+    async def server_error(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return _error(
+            500, P.ErrorInfo(message=f"internal error: {type(exc).__name__}", type="server_error")
+        )
+
+    @app.get("/health", response_model=P.Health)
+    async def health() -> P.Health:
+        return P.Health(model=served.name, running=scheduler.running, waiting=scheduler.waiting)
+
+    @app.get(
+        "/v1/models",
+        response_model=P.ModelList,
+        responses=_ERRORS,
+        dependencies=[Depends(check_key)],
+    )
+    async def models() -> P.ModelList:
+        card = P.ModelCard(
+            id=served.name,
+            created=created,
+            experts=served.expert_names,
+            routing=served.routing,
+            context_length=served.context_length,
+        )
+        return P.ModelList(data=[card])
+
+    @app.post(
+        "/v1/chat/completions",
+        response_model=P.ChatCompletionResponse,
+        responses={200: _SSE, **_ERRORS},
+        dependencies=[Depends(check_key)],
+    )
+    async def chat(req: P.ChatCompletionRequest, request: Request):
+        out = await serving.chat(req, request)
+        if req.stream:
+            return StreamingResponse(out, media_type="text/event-stream")
+        return out
+
+    @app.post(
+        "/v1/completions",
+        response_model=P.CompletionResponse,
+        responses={200: _SSE, **_ERRORS},
+        dependencies=[Depends(check_key)],
+    )
+    async def completions(req: P.CompletionRequest, request: Request):
+        out = await serving.completions(req, request)
+        if req.stream:
+            return StreamingResponse(out, media_type="text/event-stream")
+        return out
 
     return app
 
 
-def serve(model_dir: str, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Load a composed artifact and serve it with uvicorn (loopback by default)."""
+def serve(
+    model: str,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    api_key: str | None = None,
+    max_batch: int = 8,
+    max_wait_ms: float = 10.0,
+    config: str | None = None,
+    name: str | None = None,
+    limits: Limits | None = None,
+) -> None:
+    """Load MODEL (artifact folder or eval-harness spec) and serve it with uvicorn."""
     import uvicorn
 
-    from trinityx.model.composed import TrinityXModel
-
-    model = TrinityXModel.from_pretrained(model_dir)
-    uvicorn.run(create_app(model, model_name=str(model_dir)), host=host, port=port)
+    served = load_served(model, config, name)
+    key = api_key or os.environ.get(API_KEY_ENV) or None
+    if key is None and host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("serving on %s without an API key (--api-key or %s)", host, API_KEY_ENV)
+    app = create_app(
+        served, max_batch=max_batch, max_wait_ms=max_wait_ms, api_key=key, limits=limits
+    )
+    uvicorn.run(app, host=host, port=port)

@@ -1,0 +1,220 @@
+"""What the scheduler serves: a causal LM, its tokenizer, and (for TrinityX) its routing.
+
+`ServedModel` is the narrow surface between the batching scheduler and a model: tokenise under
+one lock (the HTTP threads and the scheduler thread never use the tokenizer at the same time),
+validate a request's HHH options, turn a group of rows into routing inputs for one forward
+(`RoutingState` fields, Eq. gates), and summarise the gates each row was generated with.
+`load_served` builds one from a composed artifact folder or any evaluation-harness spec
+(`base`, `expert:<dir>`, `merge:<method>`, `hf:<dir>`, ...) so baselines serve side by side.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Hashable, Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from trinityx.data.formatting import prompt_string
+from trinityx.nn.router import combine_gates
+
+from .protocol import HHHOptions
+
+
+@dataclass
+class GroupRouting:
+    """Routing inputs of rows that share forwards (B rows, K experts).
+
+    token: prefs (B, K) go to the per-layer routers with `mode` / `top_k`; gates None.
+    fixed gates (sequence / none routing, weight mode fixed): gates (B, K), held for the decode.
+    plain model: both None.
+    """
+
+    prefs: Tensor | None = None  # (B, K)
+    gates: Tensor | None = None  # (B, K)
+    probs: Tensor | None = None  # (B, K) calibrated prompt-level router probs (report only)
+    mode: str = "multiply"
+    top_k: int | None = None
+
+    def select(self, keep: Tensor) -> GroupRouting:
+        def pick(t: Tensor | None) -> Tensor | None:
+            return None if t is None else t[keep]
+
+        return GroupRouting(
+            pick(self.prefs), pick(self.gates), pick(self.probs), self.mode, self.top_k
+        )
+
+    def cat(self, other: GroupRouting) -> GroupRouting:
+        def join(a: Tensor | None, b: Tensor | None) -> Tensor | None:
+            return None if a is None else torch.cat([a, b])
+
+        return GroupRouting(
+            join(self.prefs, other.prefs),
+            join(self.gates, other.gates),
+            join(self.probs, other.probs),
+            self.mode,
+            self.top_k,
+        )
+
+
+class ServedModel:
+    """A loaded model as the server sees it; `tx` is the TrinityXModel or None (plain LM)."""
+
+    def __init__(self, lm, tokenizer, name: str, tx=None) -> None:
+        self.lm, self.tokenizer, self.name, self.tx = lm.eval(), tokenizer, name, tx
+        self.tok_lock = threading.Lock()
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        eos = lm.generation_config.eos_token_id
+        eos = [] if eos is None else [eos] if isinstance(eos, int) else list(eos)
+        if tokenizer.eos_token_id is not None:
+            eos.append(tokenizer.eos_token_id)
+        self.eos_ids = frozenset(eos)
+        self.context_length = int(getattr(lm.config, "max_position_embeddings", 2048) or 2048)
+
+    @property
+    def expert_names(self) -> list[str]:
+        return [] if self.tx is None else list(self.tx.expert_names)
+
+    @property
+    def routing(self) -> str | None:
+        return None if self.tx is None else self.tx.routing
+
+    @property
+    def device(self) -> torch.device:
+        return self.lm.get_input_embeddings().weight.device
+
+    # ------------------------------------------------------------------ tokenizer (one lock)
+    def encode_chat(self, messages: Sequence[dict]) -> list[int]:
+        """Chat-templated prompt ids (ends with the assistant header), no padding."""
+        with self.tok_lock:
+            text = prompt_string(self.tokenizer, list(messages))
+            return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def encode_text(self, text: str) -> list[int]:
+        """Raw prompt ids (no chat template; special tokens as the tokenizer adds them)."""
+        with self.tok_lock:
+            return self.tokenizer(text)["input_ids"]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        with self.tok_lock:
+            return self.tokenizer.decode(list(ids), skip_special_tokens=True)
+
+    # ------------------------------------------------------------------ HHH options
+    def check_hhh(self, hhh: HHHOptions | None) -> Tensor | None:
+        """Resolved pi (K,) or None; ValueError (the message names the fix) if invalid."""
+        if hhh is None:
+            return None
+        if self.tx is None:
+            raise ValueError(
+                f"{self.name!r} is a plain model without HHH experts; remove `hhh` or serve a "
+                "composed TrinityX artifact"
+            )
+        if hhh.top_k is not None and hhh.top_k > len(self.expert_names):
+            raise ValueError(f"top_k={hhh.top_k} exceeds the {len(self.expert_names)} experts")
+        return self.tx.resolve_weights(hhh.weights, hhh.allow_negative, hhh.mode)
+
+    def batch_key(self, hhh: HHHOptions | None) -> Hashable:
+        """Rows with equal keys can share a forward: the layer routers read one mode / top_k
+        per call, while fixed gates are per row anyway."""
+        if self.tx is None:
+            return None
+        mode = "multiply" if hhh is None else hhh.mode
+        if self.tx.routing != "token" or mode == "fixed":
+            return "gates"
+        return ("token", mode, None if hhh is None else hhh.top_k)
+
+    def prepare(self, ids: Tensor, mask: Tensor, hhh: list[HHHOptions | None]) -> GroupRouting:
+        """Routing inputs for a new group of rows ids / mask (B, T), all with one batch_key."""
+        if self.tx is None:
+            return GroupRouting()
+        tx, K = self.tx, len(self.expert_names)
+        pis = [self.check_hhh(h) for h in hhh]
+        ones = torch.ones(K)
+        prefs = torch.stack([ones if p is None else p for p in pis]).to(self.device)  # (B, K)
+        modes = ["multiply" if h is None else h.mode for h in hhh]
+        top_ks = [None if h is None else h.top_k for h in hhh]
+        if self.batch_key(hhh[0]) != "gates":
+            return GroupRouting(prefs=prefs, mode=modes[0], top_k=top_ks[0])
+        probs = None
+        if tx.routing == "sequence" and any(m != "fixed" for m in modes):
+            probs = tx.router_probs(ids, mask)  # (B, K)
+        rows = []
+        for i, (pi, mode, k) in enumerate(zip(pis, modes, top_ks, strict=True)):
+            if mode == "fixed":
+                base = pi[None]
+            elif probs is not None:
+                base = probs[i : i + 1]
+            else:
+                base = torch.full((1, K), 1.0 / K, device=self.device)
+            p = None if pi is None else pi[None].to(self.device)
+            rows.append(combine_gates(base, p, mode, k))  # (1, K)
+        return GroupRouting(gates=torch.cat(rows).to(self.device), probs=probs)
+
+    @contextlib.contextmanager
+    def routed(self, r: GroupRouting, record: bool) -> Iterator[list[Tensor]]:
+        """RoutingState set for one forward of the rows in `r`; yields the router-logit records
+        (token routing: one (B, T, K) per routed layer)."""
+        if self.tx is None:
+            yield []
+            return
+        if r.gates is not None:
+            fields = {"gates": r.gates}
+        else:
+            fields = {
+                "prefs": r.prefs,
+                "pref_mode": r.mode,
+                "top_k": r.top_k,
+                "temperature": self.tx.temperature,
+                "record": record,
+            }
+        with self.tx._routing(**fields) as st:
+            yield st.records
+
+    def step_gates(self, r: GroupRouting, records: list[Tensor]) -> Tensor | None:
+        """Gates (B, K) that produced each row's next token: token routing averages the layers'
+        gates at the last position; fixed gates are returned as they are."""
+        if self.tx is None:
+            return None
+        if r.gates is not None:
+            return r.gates
+        z = torch.stack([rec[:, -1].float() for rec in records], 1)  # (B, L, K)
+        p = torch.softmax(z / self.tx.temperature, -1)
+        return combine_gates(p, r.prefs, r.mode, r.top_k).mean(1)  # (B, K)
+
+    def prompt_probs(self, records: list[Tensor], mask: Tensor) -> Tensor:
+        """Token routing: calibrated prompt-level router probs (B, K) from the prefill records."""
+        from trinityx.model.generation import pool_records
+
+        return torch.softmax(self.tx.calibrate(pool_records(records, mask)).float(), -1)
+
+    def named(self, t: Tensor) -> dict[str, float]:
+        return dict(zip(self.expert_names, t.tolist(), strict=True))
+
+
+def load_served(spec: str, config: str | None = None, name: str | None = None) -> ServedModel:
+    """A composed artifact folder or an evaluation-harness spec -> ServedModel.
+
+    `config` is an optional eval-config YAML for specs that need more than the spec string
+    (`merge:<method>` reads `experts` and `merge`; `backbone` overrides an artifact's backbone).
+    """
+    from trinityx.config import load_config
+    from trinityx.eval.baselines import build_eval_model
+    from trinityx.eval.config import EvalConfig
+    from trinityx.eval.model_api import HFEvalModel, TrinityXEvalModel
+
+    overrides = [f"model={spec}", "output_dir=-"]
+    cfg = load_config(EvalConfig, config, overrides) if config else EvalConfig(spec, "-")
+    em = build_eval_model(cfg)
+    label = name or spec
+    if isinstance(em, TrinityXEvalModel):
+        return ServedModel(em.model.model, em.model.tokenizer, label, tx=em.model)
+    if isinstance(em, HFEvalModel):
+        return ServedModel(em.model, em.tokenizer, label)
+    raise ValueError(
+        f"{spec!r} is not one causal LM ({type(em).__name__}), so it cannot be served; serve "
+        "`base`, `expert:<dir>`, `merge:<method>`, `hf:<dir>` or a composed artifact"
+    )
