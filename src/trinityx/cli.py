@@ -84,14 +84,35 @@ def _demo(args: argparse.Namespace) -> Any:
 
 def _serve(args: argparse.Namespace) -> Any:
     from trinityx.serve.app import serve
+    from trinityx.serve.serving import Limits
 
-    return serve(args.model_dir, host=args.host, port=args.port)
+    limits = Limits(args.max_tokens, args.max_tokens_limit, args.max_n)
+    return serve(args.model, host=args.host, port=args.port, api_key=args.api_key,
+                 max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, config=args.config,
+                 name=args.name, limits=limits)
 
 
 def _serve_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model_dir", help="composed artifact folder (from `trinityx compose`)")
+    p.add_argument("model", metavar="MODEL",
+                   help="composed artifact folder (trinityx compose) or any spec `trinityx eval` "
+                   "accepts: base, expert:<dir>, merge:<method>, hf:<dir>, trinityx:<dir>, ...")
     p.add_argument("--host", default="127.0.0.1", help="bind address (default loopback)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--api-key", default=None,
+                   help="require 'Authorization: Bearer KEY' on /v1/* (default: env "
+                   "TRINITYX_API_KEY, else no key)")
+    p.add_argument("--max-batch", type=int, default=8,
+                   help="most sequences decoded together in one forward (default 8)")
+    p.add_argument("--max-wait-ms", type=float, default=10.0,
+                   help="how long an idle server waits to fill a batch (default 10 ms)")
+    p.add_argument("--config", default=None,
+                   help="eval-config YAML for specs that need more (merge: experts, backbone)")
+    p.add_argument("--name", default=None, help="model id clients send (default: MODEL)")
+    p.add_argument("--max-tokens", type=int, default=256,
+                   help="max_tokens when a request gives none (default 256)")
+    p.add_argument("--max-tokens-limit", type=int, default=4096,
+                   help="largest max_tokens a request may ask for (default 4096)")
+    p.add_argument("--max-n", type=int, default=8, help="largest n per request (default 8)")
 
 
 def _demo_args(p: argparse.ArgumentParser) -> None:
@@ -121,7 +142,8 @@ PLAIN: dict[str, tuple[Callable, Callable, str]] = {
              " and calibrate them, and show what they learned"),
     "bench": (_bench_args, _bench, "speed and memory of TrinityX vs the base model, H3Fusion-style"
               " MoE, X-LoRA and an output ensemble (ratios from one interleaved run)"),
-    "serve": (_serve_args, _serve, "serve a composed model over an OpenAI-compatible HTTP API"),
+    "serve": (_serve_args, _serve, "serve a composed model (or a baseline) over an OpenAI-compatible"
+              " HTTP API with dynamic batching of per-request HHH weights"),
 }
 
 # command -> (config class, handler factory, help)

@@ -206,8 +206,8 @@ def load_served(spec: str, config: str | None = None, name: str | None = None) -
     from trinityx.eval.config import EvalConfig
     from trinityx.eval.model_api import HFEvalModel, TrinityXEvalModel
 
-    overrides = [f"model={spec}", "output_dir=-"]
-    cfg = load_config(EvalConfig, config, overrides) if config else EvalConfig(spec, "-")
+    overrides = [f"model={spec}", "output_dir=unused"]
+    cfg = load_config(EvalConfig, config, overrides) if config else EvalConfig(spec, "unused")
     em = build_eval_model(cfg)
     label = name or spec
     if isinstance(em, TrinityXEvalModel):
