@@ -5,10 +5,8 @@ send. One server per module (API key set), so the tests also exercise a long-liv
 
 from __future__ import annotations
 
-import contextlib
 import json
 import random
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -16,36 +14,16 @@ import httpx
 import openai
 import pytest
 import torch
-import uvicorn
 
 from trinityx.model.backbone import load_backbone
 from trinityx.model.composed import TrinityXModel
-from trinityx.serve.app import create_app
+from trinityx.serve.app import create_app, serve_in_thread
 from trinityx.serve.served import ServedModel
 from trinityx.serve.serving import Limits
 
 KEY = "test-key"
 MSG = [{"role": "user", "content": "hello there"}]
 VARY = {"presence_penalty": 1.5}  # a random tiny model repeats one token; this varies them
-
-
-@contextlib.contextmanager
-def running_server(app):
-    """Base URL of `app` served by uvicorn in a thread until the block ends."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(1000):
-        if server.started or not thread.is_alive():
-            break
-        time.sleep(0.01)
-    assert server.started, "uvicorn did not start"
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +46,7 @@ def server(tx):
         api_key=KEY,
         limits=Limits(default_max_tokens=16, max_tokens=200, max_n=4),
     )
-    with running_server(app) as url:
+    with serve_in_thread(app) as url:
         yield url, app.state.scheduler
 
 

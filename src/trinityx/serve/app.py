@@ -11,10 +11,13 @@ wrong is a 4xx, never a 500. With an API key set, /v1/* needs `Authorization: Be
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
+import threading
 import time
+from collections.abc import Iterator
 from contextlib import asynccontextmanager
 from typing import Annotated
 
@@ -181,6 +184,30 @@ def create_app(
         return out
 
     return app
+
+
+@contextlib.contextmanager
+def serve_in_thread(app: FastAPI, host: str = "127.0.0.1") -> Iterator[str]:
+    """Serve `app` with uvicorn on an ephemeral port in a background thread; yields its base URL.
+
+    For tests, benchmarks and notebooks: the real server (HTTP parsing, SSE, disconnects), not
+    an in-process test client. The server and its scheduler stop when the block ends.
+    """
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=0, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="trinityx-uvicorn", daemon=True)
+    thread.start()
+    while not server.started and thread.is_alive():
+        time.sleep(0.01)
+    if not server.started:
+        raise RuntimeError("uvicorn did not start (see the log above)")
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
 
 
 def serve(
