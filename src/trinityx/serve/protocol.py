@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MAX_N = 16  # choices per request; the server may lower it (--max-n)
 MAX_STOP = 4  # stop sequences per request, as OpenAI
+MAX_PROMPTS = 64  # prompts in one /v1/completions request
 MAX_SEED = 2**63 - 1  # torch.Generator seeds are unsigned 64-bit; keep JSON-safe signed range
 
 
@@ -161,14 +162,15 @@ class ChatCompletionRequest(_Sampling):
 
 class CompletionRequest(_Sampling):
     prompt: str | list[str] = Field(
-        description="Raw text (no chat template) or a list of texts, each its own choices."
+        description=f"Raw text (no chat template) or a list of up to {MAX_PROMPTS} texts, each "
+        "with its own n choices."
     )
 
     @field_validator("prompt")
     @classmethod
     def _non_empty(cls, v: str | list[str]) -> str | list[str]:
-        if isinstance(v, list) and not v:
-            raise ValueError("prompt list must not be empty")
+        if isinstance(v, list) and not 1 <= len(v) <= MAX_PROMPTS:
+            raise ValueError(f"give 1 to {MAX_PROMPTS} prompts, got {len(v)}")
         return v
 
 
