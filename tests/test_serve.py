@@ -247,6 +247,9 @@ def test_api_key(server, client):
         openai.OpenAI(base_url=url + "/v1", api_key="wrong", max_retries=0).models.list()
     card = client.models.list().data[0]
     assert card.id == "tiny" and card.experts == ["helpful", "harmless", "honest"]
+    assert client.models.retrieve("tiny").context_length == 512
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("gpt-4")
 
 
 def _random_request(i: int) -> dict:
@@ -317,6 +320,12 @@ def test_openapi_fuzz_has_no_server_errors(server):
     from schemathesis.checks import not_a_server_error
 
     url, _ = server
+    spec = httpx.get(url + "/openapi.json").json()
+    comps = spec["components"]["schemas"]
+    assert {"weights", "mode", "allow_negative", "top_k", "per_token"} <= set(
+        comps["HHHOptions"]["properties"]
+    )
+    assert "routing" in comps["ChatChoice"]["properties"] and "HTTPBearer" in str(spec)
     schema = schemathesis.openapi.from_url(url + "/openapi.json")
     ops = [r.ok() for r in schema.get_all_operations()]
     assert {op.path for op in ops} >= {"/v1/chat/completions", "/v1/completions", "/v1/models"}

@@ -169,3 +169,32 @@ def test_stream_deltas_concatenate_to_the_text(experts, tiny_backbone_cfg):
     finally:
         sched.stop()
     assert isinstance(ev, Finished) and "".join(deltas) == ev.text
+
+
+def test_a_failing_batch_fails_its_requests_not_the_scheduler(
+    experts, tiny_backbone_cfg, monkeypatch
+):
+    tx = TrinityXModel.build(load_backbone(tiny_backbone_cfg), experts, "token")
+    served = ServedModel(tx.model, tx.tokenizer, "tiny", tx=tx)
+    sched = Scheduler(served, max_batch=4, max_wait_ms=0)
+    calls = {"n": 0}
+    real = served.step_gates
+
+    def flaky(*a):
+        calls["n"] += 1
+        if calls["n"] == 3:  # the second decode step of the first request
+            raise RuntimeError("injected")
+        return real(*a)
+
+    monkeypatch.setattr(served, "step_gates", flaky)
+    ids = served.encode_chat(MSG)
+    q: queue.Queue = queue.Queue()
+    sched.start()
+    try:
+        sched.submit(GenRequest(ids, 8, q.put, sampling=SamplingSettings(0.0)))
+        ev = q.get(timeout=60)
+        (after,) = _run(sched, [dict(prompt_ids=ids, max_tokens=4, sampling=SamplingSettings(0.0))])
+    finally:
+        sched.stop()
+    assert isinstance(ev, Failed) and "injected" in ev.message
+    assert after[0].completion_tokens == 4 and sched.running == 0

@@ -159,6 +159,22 @@ def create_app(
         )
         return P.ModelList(data=[card])
 
+    @app.get(
+        "/v1/models/{model_id:path}",
+        response_model=P.ModelCard,
+        responses=_ERRORS,
+        dependencies=[Depends(check_key)],
+    )
+    async def model_card(model_id: str) -> P.ModelCard:
+        if model_id != served.name:
+            raise APIError(
+                404,
+                f"model {model_id!r} is not served here; this server serves {served.name!r}",
+                "model",
+                "model_not_found",
+            )
+        return (await models()).data[0]
+
     @app.post(
         "/v1/chat/completions",
         response_model=P.ChatCompletionResponse,
