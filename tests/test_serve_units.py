@@ -198,3 +198,37 @@ def test_a_failing_batch_fails_its_requests_not_the_scheduler(
         sched.stop()
     assert isinstance(ev, Failed) and "injected" in ev.message
     assert after[0].completion_tokens == 4 and sched.running == 0
+
+
+def test_a_failing_prefill_fails_only_its_requests(experts, tiny_backbone_cfg, monkeypatch):
+    tx = TrinityXModel.build(load_backbone(tiny_backbone_cfg), experts, "token")
+    served = ServedModel(tx.model, tx.tokenizer, "tiny", tx=tx)
+    sched = Scheduler(served, max_batch=4, max_wait_ms=0)
+    real = served.prepare
+    bad = served.encode_text("boom")
+
+    def prepare(ids, mask, hhh):
+        if ids.shape[1] == len(bad):
+            raise RuntimeError("injected prefill failure")
+        return real(ids, mask, hhh)
+
+    monkeypatch.setattr(served, "prepare", prepare)
+    qa: queue.Queue = queue.Queue()
+    qb: queue.Queue = queue.Queue()
+    sched.start()
+    try:
+        sched.submit(
+            GenRequest(
+                served.encode_chat(MSG), 40, qa.put, stream=True, sampling=SamplingSettings(0.0)
+            )
+        )
+        assert isinstance(qa.get(timeout=60), Delta)  # A is decoding
+        sched.submit(GenRequest(bad, 4, qb.put, sampling=SamplingSettings(0.0)))
+        eb = qb.get(timeout=60)
+        ea = qa.get(timeout=60)
+        while isinstance(ea, Delta):
+            ea = qa.get(timeout=60)
+    finally:
+        sched.stop()
+    assert isinstance(eb, Failed) and "injected" in eb.message
+    assert isinstance(ea, Finished) and ea.completion_tokens == 40

@@ -73,8 +73,8 @@ class Batch:
     key: object  # served.batch_key shared by every row
     logits: Tensor | None = None  # (B, V) next-token logits, not yet sampled
 
-    def join(self, other: Batch) -> None:
-        """Append another batch's rows (caches left-padded to a common length)."""
+    def join(self, other: Batch) -> Batch:
+        """Append another batch's rows (caches left-padded to a common length); returns self."""
         L1, L2 = self.mask.shape[1], other.mask.shape[1]
         _pad_cache(self.cache, max(0, L2 - L1))
         _pad_cache(other.cache, max(0, L1 - L2))
@@ -87,6 +87,7 @@ class Batch:
         self.logits = torch.cat([self.logits, other.logits])
         self.routing = self.routing.cat(other.routing)
         self.rows += other.rows
+        return self
 
     def keep(self, keep: list[int]) -> None:
         """Keep only rows `keep` (indices), then trim all-padding cache columns."""

@@ -114,18 +114,28 @@ class Scheduler:
             if not self._collect():
                 self._fail_all("the server is shutting down")
                 return
-            group: list[GenRequest] = []
-            try:
-                group = self._admit()
+            group = self._take_group()
+            new = None
+            if group:
+                try:  # a failing prefill fails its own requests; the running batch goes on
+                    new = self._prefill(group, self.served.batch_key(group[0].hhh))
+                except Exception as e:
+                    self._fail(group, e)
+            try:  # a failing join or decode step fails the requests of the batch
+                if new is not None:
+                    self.batch = new if self.batch is None else self.batch.join(new)
+                    self.peak_rows = max(self.peak_rows, self.running)
                 if self.batch is not None:
                     self._step()
-            except Exception as e:  # a bad batch fails its requests, never the thread
-                log.exception("generation failed")
+            except Exception as e:
                 rows = [] if self.batch is None else self.batch.rows
-                reqs = {id(r.req): r.req for r in rows} | {id(g): g for g in group}
-                for req in reqs.values():
-                    req.emit(Failed(f"generation failed: {type(e).__name__}: {e}"))
+                self._fail([r.req for r in rows] + ([] if new is None else group), e)
                 self.batch = None
+
+    def _fail(self, reqs: list[GenRequest], e: Exception) -> None:
+        log.error("generation failed", exc_info=e)
+        for req in {id(r): r for r in reqs}.values():
+            req.emit(Failed(f"generation failed: {type(e).__name__}: {e}"))
 
     def _collect(self) -> bool:
         """Move queued requests into `pending`; when idle, block for one, then wait up to
@@ -154,8 +164,8 @@ class Scheduler:
             if idle and deadline is None:
                 deadline = time.monotonic() + self.max_wait
 
-    def _admit(self) -> list[GenRequest]:
-        """Prefill the compatible head of the queue (FIFO, so no request starves) and join it."""
+    def _take_group(self) -> list[GenRequest]:
+        """The compatible head of the queue that fits the batch (FIFO, so no request starves)."""
         rows_now = self.running
         key = None if self.batch is None else self.batch.key
         group: list[GenRequest] = []
@@ -171,13 +181,6 @@ class Scheduler:
                 break
             group.append(self.pending.popleft())
             key, rows_now = k, rows_now + req.n
-        if group:
-            new = self._prefill(group, key)
-            if self.batch is None:
-                self.batch = new
-            else:
-                self.batch.join(new)
-            self.peak_rows = max(self.peak_rows, self.running)
         return group
 
     def _forward(self, ids, mask, cache, routing, record: bool):
