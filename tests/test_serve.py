@@ -44,7 +44,7 @@ def server(tx):
         max_batch=8,
         max_wait_ms=20,
         api_key=KEY,
-        limits=Limits(default_max_tokens=16, max_tokens=200, max_n=4),
+        limits=Limits(default_max_tokens=16, max_tokens=400, max_n=4),
     )
     with serve_in_thread(app) as url:
         yield url, app.state.scheduler
@@ -311,6 +311,29 @@ def test_disconnect_frees_the_row(server):
         time.sleep(0.01)
     assert scheduler.running == 0 and scheduler.cancelled_rows == before + 1
     assert httpx.get(url + "/health").json()["status"] == "ok"
+
+
+def test_non_streaming_client_that_gives_up_frees_its_row(server):
+    url, scheduler = server
+    before = scheduler.cancelled_rows
+    body = {"messages": MSG, "max_tokens": 400, "temperature": 0}  # no EOS: 400 steps
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(
+            url + "/v1/chat/completions",
+            json=body,
+            timeout=httpx.Timeout(60, read=0.3),
+            headers={"Authorization": f"Bearer {KEY}"},
+        )
+    for _ in range(500):  # the handler polls for the disconnect, the scheduler drops the row
+        if scheduler.cancelled_rows > before:
+            break
+        time.sleep(0.01)
+    assert scheduler.cancelled_rows == before + 1
+    for _ in range(100):
+        if scheduler.running == 0:
+            break
+        time.sleep(0.01)
+    assert scheduler.running == 0
 
 
 def test_openapi_fuzz_has_no_server_errors(server):
