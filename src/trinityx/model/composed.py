@@ -23,7 +23,13 @@ from torch import Tensor, nn
 
 from trinityx.model.backbone import Backbone
 from trinityx.model.composed_io import ComposedIOMixin, share_adapter_storage
-from trinityx.model.generation import GenerationMixin, GenerationResult, pool_records, position_ids
+from trinityx.model.generation import (
+    GenerationMixin,
+    GenerationResult,
+    pool_records,
+    position_ids,
+    token_decision,
+)
 from trinityx.model.hhh_weights import WeightSpec, batch_prefs, resolve_weights
 from trinityx.model.inject import (
     ExpertWeights,
@@ -73,8 +79,12 @@ class TrinityXModel(GenerationMixin, ComposedIOMixin):
             with torch.random.fork_rng(devices=[]):  # weights are overwritten; keep the user's RNG
                 self.sequence_router = SequenceRouter(d, len(experts), router_hidden)
             self.sequence_router.to(self.device).requires_grad_(False).eval()
+        # Sequence-level calibration (sequence routing): softmax(z / T) or softmax(w z + b).
+        # Token routing calibrates each layer's router where its gates form
+        # (`layer_calibration`), and keeps temperature = 1 unless a caller sets a global one.
         self.temperature = 1.0
         self.vector_scaling: tuple[Tensor, Tensor] | None = None  # (w (K,), b (K,))
+        self.top_k: int | None = None  # default gate sparsity (1 = the paper's top-1 routing)
         self.prior = torch.full((len(experts),), 1.0 / len(experts))
         self.metadata: dict = {}
 
@@ -222,7 +232,7 @@ class TrinityXModel(GenerationMixin, ComposedIOMixin):
         grad = torch.enable_grad() if train else torch.no_grad()
         with (
             grad,
-            self._routing(record=True, record_grad=train, temperature=self.temperature) as st,
+            self._routing(record=True, record_grad=train) as st,
         ):
             self.model.base_model(
                 input_ids=input_ids.to(self.device),
@@ -235,18 +245,60 @@ class TrinityXModel(GenerationMixin, ComposedIOMixin):
     def calibrate(self, logits: Tensor) -> Tensor:
         """Calibrated sequence-level logits: vector scaling w (.) z + b if fitted, else z / T.
 
-        Per-token gates inside the layers (token mode) use the temperature only: RoutingState
-        carries no per-expert scale/bias.
+        Sequence routing's gates are softmax of these. Token routing calibrates inside each
+        layer instead (`set_layer_calibration`); there T is a global extra factor (default 1).
         """
         if self.vector_scaling is not None:
             return apply_vector_scaling(logits, *self.vector_scaling)
         return apply_temperature(logits, self.temperature)
 
     def router_probs(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
-        """Calibrated sequence-level routing distribution softmax(calibrate(z)) (B, K)."""
-        return torch.softmax(
-            self.calibrate(self.route_logits(input_ids, attention_mask)).float(), -1
-        )
+        """The calibrated sequence-level routing decision (B, K).
+
+        sequence: softmax(calibrate(z)) of the SequenceRouter. token: the mean over routed
+        layers and real prompt tokens of the gates the layers actually form,
+        softmax(z'_l,t / T) with each layer's own calibration (before user weights / top-k).
+        """
+        if self.routing == "sequence":
+            return torch.softmax(
+                self.calibrate(self.route_logits(input_ids, attention_mask)).float(), -1
+            )
+        mask = None if attention_mask is None else attention_mask.to(self.device)
+        return token_decision(self.token_records(input_ids, mask), mask, self.temperature)
+
+    @torch.no_grad()
+    def token_records(self, input_ids: Tensor, attention_mask: Tensor | None = None
+                      ) -> list[Tensor]:
+        """Each routed layer's calibrated router logits [(B, T, K)] over the prompt (one pass)."""
+        self._need_router("token")
+        mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask
+        mask = mask.to(self.device)
+        with self._routing(record=True, temperature=self.temperature) as st:
+            self.model.base_model(
+                input_ids=input_ids.to(self.device),
+                attention_mask=mask,
+                position_ids=position_ids(mask),
+            )
+            return list(st.records)
+
+    def layer_calibration(self) -> dict[str, tuple[Tensor, Tensor]]:
+        """Token routing: layer name -> (gate_scale (K,), gate_bias (K,)), z' = z * s + c."""
+        return {n: (la.gate_scale.clone(), la.gate_bias.clone()) for n, la in self.layers.items()}
+
+    def set_layer_calibration(
+        self, calibration: Mapping[str, tuple[Tensor, Tensor]] | None = None
+    ) -> None:
+        """Set each layer's gate calibration (None: identity, i.e. the raw routers)."""
+        for n, layer in self.layers.items():
+            if calibration is None:
+                layer.set_gate_calibration()
+            else:
+                layer.set_gate_calibration(*calibration[n])
+
+    def reset_calibration(self) -> None:
+        """Back to the uncalibrated routers: T = 1, no vector scaling, identity in every layer."""
+        self.temperature, self.vector_scaling = 1.0, None
+        self.set_layer_calibration(None)
 
     def resolve_weights(
         self, hhh: WeightSpec, allow_negative: bool = False, mode: str = "multiply"

@@ -38,6 +38,13 @@ def pool_records(records: list[Tensor], mask: Tensor | None) -> Tensor:
     return torch.stack([masked_mean(zl, mask) for zl in z]).mean(0)  # (B, K)
 
 
+def token_decision(records: list[Tensor], mask: Tensor | None, temperature: float = 1.0) -> Tensor:
+    """Token routing's sequence-level decision (B, K): mean over layers and real tokens of the
+    gates softmax(z_l,t / T) the layers form from their (already calibrated) logits."""
+    p = torch.softmax(torch.stack([r.float() for r in records]) / temperature, -1)  # (L, B, T, K)
+    return torch.stack([masked_mean(pl, mask) for pl in p]).mean(0)  # (B, K)
+
+
 class GenerationMixin:
     """encode / logits / generate / routing_trace for TrinityXModel (uses its tokenizer, model,
     device, expert_names, routing, temperature, state and routing helpers)."""
@@ -68,6 +75,7 @@ class GenerationMixin:
         HF's beam / num_return_sequences expansion.
         """
         B, K = ids.shape[0], len(self.expert_names)
+        top_k = self.top_k if top_k is None else top_k
         prefs = self._batch_prefs(hhh_weights, B, weight_mode, allow_negative)  # (B, K) | None
         probs = gates = None
         if weight_mode == "fixed":
@@ -189,7 +197,7 @@ class GenerationMixin:
         """
         L = len(self.layers)
         steps = [records[i : i + L] for i in range(0, len(records), L)]
-        probs = torch.softmax(self.calibrate(pool_records([r[::n] for r in steps[0]], mask)), -1)
+        probs = token_decision([r[::n] for r in steps[0]], mask, self.temperature)
         pi = None if prefs is None else prefs.repeat_interleave(n, 0)
         per_step = []
         for step in steps:
