@@ -38,10 +38,10 @@ def _make_experts(tmp_path: Path, backbone_cfg) -> dict[str, str]:
 def _routing_file(tmp_path: Path) -> Path:
     """Prompts whose dimension is told by one keyword: learnable by a tiny router."""
     rows = []
-    for i in range(60):
+    for i in range(96):
         name = NAMES[i % 3]
         rows.append({"prompt": f"Tell me about the {WORDS[name]} number {i}.", "dimension": name,
-                     "split": "heldout" if i % 4 == 0 else "train"})
+                     "split": "heldout" if i % 8 < 3 else "train"})
     rows.append({"prompt": "A recipe myth?", "weights": {"helpful": 0.5, "honest": 0.5},
                  "split": "train"})
     path = tmp_path / "routing.jsonl"
@@ -72,15 +72,32 @@ def test_compose_trains_calibrates_and_saves(tmp_path, tiny_backbone_cfg, routin
     cal = report["calibration"]
     for key in ("ece", "brier", "nll", "accuracy"):
         assert key in cal["before"] and key in cal["after"]
-    assert cal["after"]["nll"] <= cal["before"]["nll"] + 1e-6  # T is fitted by NLL on this split
+        lo, hi = cal["after"][f"{key}_ci"]
+        assert lo <= cal["after"][key] + 1e-9 and cal["after"][key] <= hi + 1e-9
+    # Three disjoint prompt sets; the held-out 36 split into fit and test, reported on test.
+    sets = report["prompt_sets"]
+    assert sets["calibration_fit"]["n"] + sets["calibration_test"]["n"] == 36
+    assert cal["n_test"] == sets["calibration_test"]["n"] == 18
+    assert len({s["sha256"] for s in sets.values()}) == 3
     assert report["router_training"]["train_accuracy"] > 0.6  # the keyword is learnable
-    assert cal["after"]["accuracy"] > report["heldout_accuracy_untrained"]
+    assert cal["before"]["accuracy"] > report["test_accuracy_untrained"]
+    if routing == "sequence":
+        assert cal["after"]["accuracy"] == cal["before"]["accuracy"]  # T keeps the argmax
+    else:  # gates of every layer reported before/after; what the layer fit optimises improves
+        # (the decision after it is not asserted: the tiny model's random experts are as large
+        # as its weights, so re-scaled gates move the hidden states later routers see)
+        n_layers = len(cal["gates_after"]["ece_per_layer"])
+        assert n_layers == len(cal["fitted"]["layer_temperatures"]) > 1
+        assert cal["gates_after"]["pooled_ece"] < cal["gates_before"]["pooled_ece"]
+        assert (out / "layer_ece.png").stat().st_size > 5000
+    assert "calibration_test" in (out / "report.md").read_text()
     assert sum(report["prior"]["gamma"].values()) == pytest.approx(1.0)
     assert (out / "reliability.png").stat().st_size > 5000
     assert (out / "routing_heatmap.png").stat().st_size > 5000
     # The artifact reloads with its calibration and routes identically.
     model = TrinityXModel.from_pretrained(out, tiny_backbone_cfg)
-    assert model.temperature == pytest.approx(cal["temperature"])
+    fitted = cal["fitted"] if routing == "sequence" else cal["fitted"]["decision"]
+    assert model.temperature == pytest.approx(fitted["temperature"])
     res = model.generate(["Tell me about the weapon number 3."], max_new_tokens=3)
     assert len(res.texts) == 1 and set(res.routing[0]) >= {"gates"}
 
@@ -92,21 +109,50 @@ def test_calibration_prompts_must_be_held_out(tmp_path, tiny_backbone_cfg):
         compose.run(cfg)
 
 
-def test_router_training_resumes_after_last_epoch(tmp_path, tiny_backbone_cfg):
+@pytest.mark.parametrize("routing", ["token", "sequence"])
+def test_resumed_router_training_equals_uninterrupted(tmp_path, tiny_backbone_cfg, routing):
+    """Optimizer and RNG state travel in the checkpoint: 2 epochs + resume to 3 == 3 straight."""
+    from trinityx.data.routing_sets import load_routing
     from trinityx.model.backbone import load_backbone
-    from trinityx.stages.compose import load_routing
 
-    cfg = _cfg(tmp_path, tiny_backbone_cfg)
+    cfg = _cfg(tmp_path, tiny_backbone_cfg, routing)
     examples = load_routing(cfg, cfg.router_data)
-    model = TrinityXModel.build(load_backbone(tiny_backbone_cfg), cfg.experts, "token")
-    ckpt = tmp_path / "ckpt"
     prior = torch.full((3,), 1 / 3)
-    first = train_router(model, examples, RouterTraining(epochs=2, batch_size=8), prior, 0, ckpt)
+    rt = dict(batch_size=8, learning_rate=3e-2, max_length=48)
+
+    def fresh():
+        return TrinityXModel.build(load_backbone(tiny_backbone_cfg), cfg.experts, routing)
+
+    straight = fresh()
+    full = train_router(straight, examples, RouterTraining(epochs=3, **rt), prior, 0)
+    ckpt = tmp_path / "ckpt"
+    first = train_router(fresh(), examples, RouterTraining(epochs=2, **rt), prior, 0, ckpt)
     assert {h["epoch"] for h in first} == {1, 2}
-    assert len(list(ckpt.glob("router_epoch*.safetensors"))) == 2
-    model2 = TrinityXModel.build(load_backbone(tiny_backbone_cfg), cfg.experts, "token")
-    more = train_router(model2, examples, RouterTraining(epochs=3, batch_size=8), prior, 0, ckpt)
-    assert {h["epoch"] for h in more} == {3}  # epochs 1-2 restored from disk, not redone
+    resumed = fresh()
+    more = train_router(resumed, examples, RouterTraining(epochs=3, **rt), prior, 0, ckpt)
+    assert [h["total"] for h in more] == pytest.approx([h["total"] for h in full], abs=1e-6)
+    a, b = straight._router_tensors(), resumed._router_tensors()
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)
+    # training moved the routers, so the equality above is not between untouched inits
+    assert any(not torch.equal(a[k], fresh()._router_tensors()[k]) for k in a)
+
+
+def test_stale_partial_is_refused_then_discarded_with_restart(tmp_path, tiny_backbone_cfg):
+    cfg = _cfg(tmp_path, tiny_backbone_cfg, "sequence")
+    work = Path(cfg.output_dir + ".partial")
+    other = _cfg(tmp_path, tiny_backbone_cfg, "sequence", epochs=2)
+    from trinityx.config import dump_yaml
+
+    work.mkdir(parents=True)
+    (work / "config.yaml").write_text(dump_yaml(other))
+    (work / "router_ckpt").mkdir()
+    with pytest.raises(ValueError, match=r"router.*restart=true"):
+        compose.run(cfg)
+    cfg.restart = True
+    out = compose.run(cfg)
+    assert (out / "manifest.json").is_file() and not work.exists()
 
 
 def test_recalibrate_stage(tmp_path, tiny_backbone_cfg):
@@ -165,3 +211,44 @@ def test_compose_with_lm_loss(tmp_path, tiny_backbone_cfg):
     out = compose.run(cfg)
     history = json.loads((out / "router_history.json").read_text())
     assert all("lm" in h for h in history)
+
+
+@pytest.mark.parametrize("routing", ["token", "sequence"])
+def test_reported_after_metrics_are_the_test_split_under_the_saved_model(
+    tmp_path, tiny_backbone_cfg, routing
+):
+    """Recompute "after" from the saved artifact on the test prompts alone: same numbers, and
+    those prompts are disjoint from the ones the calibration was fitted on."""
+    from trinityx.data.records import prompt_text
+    from trinityx.data.routing_sets import calibration_sets
+    from trinityx.nn.calibration import ece
+
+    cfg = _cfg(tmp_path, tiny_backbone_cfg, routing)
+    out = compose.run(cfg)
+    cal = json.loads((out / "report.json").read_text())["calibration"]
+    fit_ex, test_ex, _ = calibration_sets(cfg, list(cfg.experts), cfg.seed)
+    assert not {prompt_text(e.messages) for e in fit_ex} & {prompt_text(e.messages)
+                                                            for e in test_ex}
+    model = TrinityXModel.from_pretrained(out, tiny_backbone_cfg)
+    ids, mask = model.encode([list(e.messages) for e in test_ex])
+    probs = model.router_probs(ids[:, -48:], mask[:, -48:])  # the gates the model uses
+    y = targets_for(model, test_ex)
+    assert cal["n_test"] == len(test_ex)
+    assert ece(probs, y) == pytest.approx(cal["after"]["ece"], abs=1e-5)
+    acc = float((probs.argmax(-1) == y.argmax(-1)).float().mean())
+    assert acc == pytest.approx(cal["after"]["accuracy"], abs=1e-6)
+
+
+def test_top1_routing_is_saved_and_used(tmp_path, tiny_backbone_cfg):
+    cfg = _cfg(tmp_path, tiny_backbone_cfg, "sequence")
+    cfg.top_k = 1
+    out = compose.run(cfg)
+    report = json.loads((out / "report.json").read_text())
+    assert report["top_k"] == 1 and "top1" in report["calibration"]
+    model = TrinityXModel.from_pretrained(out, tiny_backbone_cfg)
+    assert model.top_k == 1
+    res = model.generate(["Tell me about the weapon number 3."], max_new_tokens=2)
+    gates = list(res.routing[0]["gates"].values())
+    assert sorted(gates)[:2] == [0.0, 0.0] and max(gates) == pytest.approx(1.0)
+    soft = model.generate(["Tell me about the weapon number 3."], max_new_tokens=2, top_k=3)
+    assert sorted(soft.routing[0]["gates"].values())[0] > 0  # a request may ask for soft gates

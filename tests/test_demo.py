@@ -10,7 +10,7 @@ from trinityx.cli import main
 def test_demo_fast_runs_the_whole_pipeline(tmp_path, cache_dir, capsys):
     assert main(["demo", "--fast", "--workdir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    for needle in ("[helpful]", "[harmless]", "[honest]", "held-out loss", "router held-out accuracy",
+    for needle in ("[helpful]", "[harmless]", "[honest]", "held-out loss", "router accuracy on held-out test prompts",
                    "ECE", "TrinityX ["):
         assert needle in out, needle
     composed = tmp_path / "tiny" / "composed" / "token"

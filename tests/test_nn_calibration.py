@@ -99,3 +99,42 @@ def test_calibration_report_improves_overconfident(synthetic):
     assert after["ece"] < before["ece"] / 3 and after["nll"] < before["nll"]
     assert after["accuracy"] == pytest.approx(before["accuracy"])  # T never changes argmax
     assert calibration_report(z, y, temperature=1.0)["after"] == pytest.approx(before)
+
+
+def test_layer_temperatures_recovered_and_each_layer_ece_reduced():
+    """A synthetic over-confident token router: layer l's logits are T_l times too sharp."""
+    from trinityx.nn.calibration import fit_layer_temperatures, fit_layer_vector_scaling
+
+    g = torch.Generator().manual_seed(1)
+    temps = torch.tensor([0.5, 1.0, 2.0, 4.0])  # per layer; 0.5 = under-confident
+    n = 8000
+    z_true = 2.0 * torch.randn(n, K, generator=g)  # one calibrated "truth" per token
+    y = torch.multinomial(torch.softmax(z_true, -1), 1, generator=g).squeeze(1)
+    z = torch.stack([z_true * t for t in temps])  # (L, N, K): layer l over-confident by T_l
+    fitted = fit_layer_temperatures(z, y)
+    assert fitted.shape == (4,)
+    torch.testing.assert_close(fitted, temps, rtol=0.10, atol=0)
+    for layer, t in enumerate(fitted):
+        before = ece(torch.softmax(z[layer], -1), y)
+        after = ece(torch.softmax(z[layer] / t, -1), y)
+        if abs(float(temps[layer]) - 1.0) > 0.1:
+            assert after < before / 2, (layer, before, after)
+    w, b = fit_layer_vector_scaling(z, y)
+    assert w.shape == b.shape == (4, K)
+    torch.testing.assert_close(w.mean(-1), 1 / temps, rtol=0.15, atol=0)
+
+
+def test_temperature_is_bounded_on_separable_labels(caplog):
+    z = 0.2 * torch.eye(3).repeat(20, 1)
+    y = torch.arange(3).repeat(20)  # perfectly separable: the NLL keeps falling as T -> 0
+    t = fit_temperature(z, y)
+    assert 0.05 <= t <= 0.051  # unbounded, T would sink far below 0.05 here
+    assert "at a bound" in caplog.text
+
+
+def test_classwise_ece_is_zero_when_calibrated_per_class():
+    from trinityx.nn.calibration import classwise_ece
+
+    p = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    assert classwise_ece(p, torch.arange(3)) == [0.0, 0.0, 0.0]
+    assert max(classwise_ece(p, torch.tensor([1, 2, 0]))) == pytest.approx(2 / 3)

@@ -284,3 +284,29 @@ def test_fast_path_bf16_and_two_dim_input():
         lb = layer.to(torch.bfloat16)
         yb = lb(x.to(torch.bfloat16))
     assert yb.dtype == torch.bfloat16 and torch.isfinite(yb).all()
+
+
+def test_gate_calibration_acts_where_gates_form_in_both_paths():
+    """z' = z * w + b per layer changes the gates used; the fast path folds it into the
+    router rows and must agree with the graph path and with the explicit formula."""
+    layer, state, _, rlin = make_layer(router=True)
+    x = x_batch()
+    with torch.no_grad():
+        raw = layer(x)
+    w, b = torch.tensor([2.0, 0.5, 1.5]), torch.tensor([0.3, -0.2, 0.0])
+    layer.set_gate_calibration(w, b)
+    want = layer.naive_forward(x, ((x @ rlin.weight.T + rlin.bias) * w + b).softmax(-1))
+    slow = layer(x)  # grad enabled: graph path
+    with torch.no_grad():
+        fast = layer(x)  # cached fused weights rebuilt for the new calibration
+    torch.testing.assert_close(slow, want, rtol=0, atol=1e-5)
+    torch.testing.assert_close(fast, want, rtol=0, atol=1e-5)
+    assert (fast - raw).abs().max() > 1e-4  # the calibration really changed the mixture
+    state.record = True
+    with torch.no_grad():
+        layer(x)
+    z = state.records[-1]  # recorded logits are the calibrated ones the gates come from
+    torch.testing.assert_close(z, (x @ rlin.weight.T + rlin.bias) * w + b, rtol=0, atol=1e-5)
+    layer.set_gate_calibration()  # identity again
+    with torch.no_grad():
+        torch.testing.assert_close(layer(x), raw, rtol=0, atol=1e-6)

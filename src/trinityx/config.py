@@ -171,8 +171,11 @@ class RouterSource:
     """Reader name; guessed when null."""
     split: str | None = None
     """Split filter (as DataSource.split)."""
+    skip: int = 0
+    """Drop the first N prompts (with `limit`, disjoint slices of one file: e.g. router
+    training takes rows 0-249, calibration rows 250-329)."""
     limit: int | None = None
-    """Keep the first N prompts."""
+    """Keep the first N prompts (after `skip`)."""
 
 
 @dataclass
@@ -214,9 +217,24 @@ class CalibrationSettings:
     """Post-hoc calibration on held-out prompts never used for router training."""
 
     method: Literal["temperature", "vector", "none"] = "temperature"
-    """`temperature` scaling (one scalar, fitted by NLL), `vector` scaling (per-class), `none`."""
+    """`temperature` scaling or `vector` scaling (per class), fitted by NLL, or `none`. Sequence
+    routing calibrates the sequence router; token routing calibrates every layer's router
+    separately (one temperature, or one (w, b), per MoCaE layer), where its gates form."""
     n_bins: int = 15
     """Equal-width confidence bins for ECE and the reliability diagram."""
+    test_fraction: float = 0.5
+    """Share of calibration_data kept out of the fit to report the calibration on, when no
+    calibration_test_data is given (stratified by dimension, seeded)."""
+    token_scope: Literal["layers", "shared"] = "layers"
+    """Token routing: `layers` fits one calibration per MoCaE layer (each by the NLL of its own
+    per-token gates), `shared` one for all layers (by the NLL of all their gates pooled); either
+    is applied inside the layers where the gates form."""
+    layer_rounds: int = 3
+    """Token routing: rounds of the per-layer fit (each refits every layer on logits recorded
+    under the previous round's calibration, since a layer's gates change what later layers
+    see); one forward pass over the fit prompts per round."""
+    bootstrap: int = 1000
+    """Bootstrap resamples (prompts) for the 95% intervals of the reported metrics; 0: none."""
 
 
 @dataclass
@@ -235,7 +253,15 @@ class ComposeConfig:
     router_data: list[RouterSource] = field(default_factory=list)
     """Labelled prompts for router training; default: the starter files' train splits."""
     calibration_data: list[RouterSource] = field(default_factory=list)
-    """Held-out labelled prompts for calibration; default: the starter files' heldout splits."""
+    """Held-out labelled prompts for calibration; default: the starter files' heldout splits.
+    Without calibration_test_data they are split into a fit and a test part
+    (calibration.test_fraction)."""
+    calibration_test_data: list[RouterSource] = field(default_factory=list)
+    """Labelled prompts the calibration is reported on (never fitted on); default: a split of
+    calibration_data. Must be disjoint from router_data and calibration_data."""
+    top_k: int | None = None
+    """Default gate sparsity of the composed model: 1 = the paper's top-1 routing (only the
+    chosen expert, with its full gate), null = soft routing. Requests may override it."""
     lm_data: list[DataSource] = field(default_factory=list)
     """SFT data (prompt + response) for the optional LM loss (router.lm_weight > 0)."""
     backbone: BackboneConfig | None = None
@@ -244,9 +270,12 @@ class ComposeConfig:
     router: RouterTraining = field(default_factory=RouterTraining)
     calibration: CalibrationSettings = field(default_factory=CalibrationSettings)
     seed: int = 0
-    """Seeds router initialisation and data order."""
+    """Seeds router initialisation, data order and the calibration fit/test split."""
     overwrite: bool = False
     """Replace an existing artifact folder instead of refusing."""
+    restart: bool = False
+    """Discard an interrupted run's `<output_dir>.partial` whose config differs (it is refused
+    otherwise, naming the differing keys)."""
 
 
 @dataclass
@@ -258,8 +287,13 @@ class CalibrateConfig:
     output_dir: str
     """Where to write the recalibrated artifact (may equal model_dir with overwrite=true)."""
     calibration_data: list[RouterSource] = field(default_factory=list)
-    """Held-out labelled prompts; default: the starter files' heldout splits."""
+    """Held-out labelled prompts; default: the starter files' heldout splits. Without
+    calibration_test_data they are split into fit and test parts (calibration.test_fraction)."""
+    calibration_test_data: list[RouterSource] = field(default_factory=list)
+    """Prompts to report the new calibration on (never fitted on); default: a split."""
     calibration: CalibrationSettings = field(default_factory=CalibrationSettings)
+    seed: int = 0
+    """Seeds the calibration fit/test split."""
     max_length: int = 128
     """Prompt tokens seen by the router."""
     overwrite: bool = False

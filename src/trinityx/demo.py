@@ -83,10 +83,10 @@ def run_demo(fast: bool = False, workdir: str | Path = "runs/demo") -> dict[str,
 
 
 def _compose(fast: bool, workdir: Path, experts: dict[str, str]) -> dict:
+    from trinityx.data.routing_sets import SHOWCASE
     from trinityx.model.composed import TrinityXModel
     from trinityx.model.scoring import generate_greedy
     from trinityx.stages import compose
-    from trinityx.stages.compose import SHOWCASE
 
     path = CONFIG_ROOT / ("tiny" if fast else "smollm2") / "compose.yaml"
     over = [f"output_dir={workdir / 'composed' / 'token'}"]
@@ -102,12 +102,14 @@ def _compose(fast: bool, workdir: Path, experts: dict[str, str]) -> dict:
     print("\n=== The composed model (MoCaE) ===")
     print("  prior gamma (task vectors): "
           + ", ".join(f"{k}={v:.2f}" for k, v in report["prior"]["gamma"].items()))
-    print(f"  router held-out accuracy: untrained {report['heldout_accuracy_untrained']:.3f} -> "
-          f"trained {cal['after']['accuracy']:.3f} (n={cal['n']})")
+    print(f"  router accuracy on held-out test prompts: untrained "
+          f"{report['test_accuracy_untrained']:.3f} -> trained {cal['after']['accuracy']:.3f} "
+          f"(calibration fitted on {cal['n_fit']} prompts, reported on {cal['n_test']} others)")
     for key in ("ece", "brier", "nll"):
-        print(f"  {key.upper():5s} before {cal['before'][key]:.3f} -> after {cal['after'][key]:.3f}"
-              f"  (temperature {cal['temperature']:.2f})" if key == "ece" else
-              f"  {key.upper():5s} before {cal['before'][key]:.3f} -> after {cal['after'][key]:.3f}")
+        ci = cal["after"].get(f"{key}_ci")
+        ci_txt = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
+        print(f"  {key.upper():5s} before {cal['before'][key]:.3f} -> after "
+              f"{cal['after'][key]:.3f}{ci_txt}")
     print(f"  reliability diagram: {out / 'reliability.png'}; routing heat map: "
           f"{out / 'routing_heatmap.png'}")
     model = TrinityXModel.from_pretrained(out)

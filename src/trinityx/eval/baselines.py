@@ -167,9 +167,10 @@ def build_trinityx(arg: str | None, cfg: EvalConfig) -> EvalModel:
 
 
 def build_trinityx_uncalibrated(arg: str | None, cfg: EvalConfig) -> EvalModel:
-    """The same router without its post-hoc calibration (temperature 1, no vector scaling)."""
+    """The same router without its post-hoc calibration (T = 1, no vector scaling, identity
+    per-layer gate calibration)."""
     m = _load_composed(arg, cfg)
-    m.temperature, m.vector_scaling = 1.0, None
+    m.reset_calibration()
     return TrinityXEvalModel(
         m, cfg.hhh_weights, cfg.weight_mode, name=cfg.name or f"trinityx-{m.routing}-uncalibrated"
     )

@@ -254,14 +254,13 @@ def trinityx_fingerprint(model, **settings) -> str:
         for k, t in sorted(model._router_tensors().items()):
             h.update(k.encode())
             h.update(t.detach().float().contiguous().cpu().numpy().tobytes())
-    vs = model.vector_scaling
     return fingerprint_of(
         backbone=model.backbone.weights_hash,
         tensors=h.hexdigest(),
         routing=model.routing,
         pool_layer=model.pool_layer,
-        temperature=model.temperature,
-        vector_scaling=None if vs is None else [vs[0].tolist(), vs[1].tolist()],
+        calibration=model.calibration_state(),
+        top_k=model.top_k,
         **settings,
     )
 
@@ -308,7 +307,7 @@ class TrinityXEvalModel(EvalModel):
         else:
             probs = torch.full((B, K), 1.0 / K, device=m.device)
         prefs = None if self.prefs is None else self.prefs.to(m.device).expand(B, -1)
-        gates = combine_gates(probs, prefs, self.weight_mode)  # (B, K)
+        gates = combine_gates(probs, prefs, self.weight_mode, m.top_k)  # (B, K)
         return m.logits(ids, mask, gates=gates)
 
     def _generate_batch(self, prompts: list[Messages], max_new_tokens: int) -> list[str]:

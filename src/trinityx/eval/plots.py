@@ -13,31 +13,59 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 def reliability_diagram(report: dict, path: str | Path, title: str = "router calibration") -> Path:
-    """Two panels (before / after calibration): accuracy vs confidence per bin, gap shaded, with
-    ECE in the panel title. `report` is model.router_training.calibrate's output."""
-    fig, axes = plt.subplots(1, 2, figsize=(9, 4.2), sharey=True)
-    for ax, key in zip(axes, ("before", "after"), strict=True):
-        bins = report[f"bins_{key}"]
+    """Before / after calibration on the test split: accuracy vs confidence per bin (gap shaded,
+    bin counts written on the bars) above a histogram of confidences, with ECE (95% CI) in the
+    titles. `report` is model.router_calibration.calibrate_router's output."""
+    fig, axes = plt.subplots(2, 2, figsize=(9, 6), sharex=True,
+                             gridspec_kw={"height_ratios": [3, 1]})
+    for col, key in enumerate(("before", "after")):
+        ax, hx = axes[0, col], axes[1, col]
+        m = report[key]
+        bins = m["bins"]
         edges = bins["edges"]
         n = len(edges) - 1
         width = 1.0 / n
         centers = [(edges[i] + edges[i + 1]) / 2 for i in range(n)]
         acc = [a if a is not None else 0.0 for a in bins["accuracy"]]
         conf = [c if c is not None else 0.0 for c in bins["confidence"]]
+        counts = [int(c) for c in bins["count"]]
         ax.bar(centers, acc, width=width, edgecolor="black", color="#4c72b0", label="accuracy")
         ax.bar(centers, [c - a for a, c in zip(acc, conf, strict=True)], bottom=acc, width=width,
                color="#dd8452", alpha=0.5, edgecolor="#dd8452", label="gap to confidence")
+        for x, a, c in zip(centers, acc, counts, strict=True):
+            if c:
+                ax.text(x, min(a, 0.93) + 0.02, str(c), ha="center", fontsize=6)
         ax.plot([0, 1], [0, 1], "k--", lw=1)
-        m = report[key]
-        label = "uncalibrated" if key == "before" else f"{report['method']} (T={report['temperature']:.2f})"
-        ax.set_title(f"{label}\nECE={m['ece']:.3f}  Brier={m['brier']:.3f}  NLL={m['nll']:.3f}",
-                     fontsize=9)
-        ax.set_xlabel("confidence")
+        ci = m.get("ece_ci")
+        ci_txt = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
+        label = "uncalibrated" if key == "before" else f"{report['method']} scaling"
+        ax.set_title(f"{label}: ECE={m['ece']:.3f}{ci_txt}\nacc={m['accuracy']:.3f}  "
+                     f"Brier={m['brier']:.3f}  NLL={m['nll']:.3f}", fontsize=9)
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
-    axes[0].set_ylabel("accuracy")
-    axes[0].legend(loc="upper left", fontsize=8)
-    fig.suptitle(f"{title} (n={report['n']})")
+        hx.bar(centers, counts, width=width, color="#8c8c8c", edgecolor="black")
+        hx.set_xlabel("confidence of the chosen expert")
+    axes[0, 0].set_ylabel("accuracy")
+    axes[1, 0].set_ylabel("prompts")
+    axes[0, 0].legend(loc="upper left", fontsize=8)
+    fig.suptitle(f"{title} (test split, n={report['n_test']}; fitted on n={report['n_fit']})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return Path(path)
+
+
+def layer_ece_plot(report: dict, path: str | Path, title: str = "per-layer gate ECE") -> Path:
+    """Token routing: ECE of each MoCaE layer's per-token gates before / after its calibration."""
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    for key, color in (("gates_before", "#dd8452"), ("gates_after", "#4c72b0")):
+        g = report[key]
+        ax.plot(g["ece_per_layer"], color=color, lw=1,
+                label=f"{key.split('_')[1]} (pooled {g['pooled_ece']:.3f})")
+    ax.set_xlabel("MoCaE layer (call order)")
+    ax.set_ylabel("ECE (test split)")
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -23,7 +23,12 @@ from torch import Tensor, nn
 
 from trinityx.model.backbone import Backbone
 from trinityx.model.composed_io import ComposedIOMixin, share_adapter_storage
-from trinityx.model.generation import GenerationMixin, GenerationResult, pool_records, position_ids
+from trinityx.model.generation import (
+    GenerationMixin,
+    GenerationResult,
+    pool_records,
+    position_ids,
+)
 from trinityx.model.hhh_weights import WeightSpec, batch_prefs, resolve_weights
 from trinityx.model.inject import (
     ExpertWeights,
@@ -73,8 +78,13 @@ class TrinityXModel(GenerationMixin, ComposedIOMixin):
             with torch.random.fork_rng(devices=[]):  # weights are overwritten; keep the user's RNG
                 self.sequence_router = SequenceRouter(d, len(experts), router_hidden)
             self.sequence_router.to(self.device).requires_grad_(False).eval()
+        # Calibration of the sequence-level decision softmax(z / T) or softmax(w z + b): the
+        # SequenceRouter's logits (sequence routing; they are its gates) or the layers' pooled
+        # logits (token routing, reported as router_probs). Token routing's gates are
+        # calibrated inside every layer instead (`set_layer_calibration`).
         self.temperature = 1.0
         self.vector_scaling: tuple[Tensor, Tensor] | None = None  # (w (K,), b (K,))
+        self.top_k: int | None = None  # default gate sparsity (1 = the paper's top-1 routing)
         self.prior = torch.full((len(experts),), 1.0 / len(experts))
         self.metadata: dict = {}
 
@@ -206,11 +216,12 @@ class TrinityXModel(GenerationMixin, ComposedIOMixin):
     def route_logits(
         self, input_ids: Tensor, attention_mask: Tensor | None = None, train: bool = False
     ) -> Tensor:
-        """Uncalibrated sequence-level router logits (B, K).
+        """Sequence-level router logits (B, K), before the decision's calibration.
 
         sequence: the SequenceRouter on pooled experts-off hidden states. token: one forward
         with the routers routing, then mean over layers of the masked token-mean of each
-        layer's logits. train=True keeps the graph to the router parameters.
+        layer's logits (after each layer's own gate calibration; raw while that is the
+        identity, as in training). train=True keeps the graph to the router parameters.
         """
         if self.routing == "sequence":
             return self.sequence_logits_from_features(
@@ -222,7 +233,7 @@ class TrinityXModel(GenerationMixin, ComposedIOMixin):
         grad = torch.enable_grad() if train else torch.no_grad()
         with (
             grad,
-            self._routing(record=True, record_grad=train, temperature=self.temperature) as st,
+            self._routing(record=True, record_grad=train) as st,
         ):
             self.model.base_model(
                 input_ids=input_ids.to(self.device),
@@ -233,20 +244,55 @@ class TrinityXModel(GenerationMixin, ComposedIOMixin):
         return pool_records(records, mask)
 
     def calibrate(self, logits: Tensor) -> Tensor:
-        """Calibrated sequence-level logits: vector scaling w (.) z + b if fitted, else z / T.
-
-        Per-token gates inside the layers (token mode) use the temperature only: RoutingState
-        carries no per-expert scale/bias.
-        """
+        """Calibrated sequence-level logits: vector scaling w (.) z + b if fitted, else z / T."""
         if self.vector_scaling is not None:
             return apply_vector_scaling(logits, *self.vector_scaling)
         return apply_temperature(logits, self.temperature)
 
     def router_probs(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
-        """Calibrated sequence-level routing distribution softmax(calibrate(z)) (B, K)."""
+        """The calibrated sequence-level routing decision softmax(calibrate(z)) (B, K).
+
+        sequence: z from the SequenceRouter (these are the gates). token: z pooled over the
+        layers' (per-layer calibrated) router logits and the prompt's real tokens.
+        """
         return torch.softmax(
             self.calibrate(self.route_logits(input_ids, attention_mask)).float(), -1
         )
+
+    @torch.no_grad()
+    def token_records(
+        self, input_ids: Tensor, attention_mask: Tensor | None = None
+    ) -> list[Tensor]:
+        """Token routing: each routed layer's calibrated router logits [(B, T, K)] (one pass)."""
+        self._need_router("token")
+        mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask
+        mask = mask.to(self.device)
+        with self._routing(record=True) as st:
+            self.model.base_model(
+                input_ids=input_ids.to(self.device),
+                attention_mask=mask,
+                position_ids=position_ids(mask),
+            )
+            return list(st.records)
+
+    def layer_calibration(self) -> dict[str, tuple[Tensor, Tensor]]:
+        """Token routing: layer name -> (gate_scale (K,), gate_bias (K,)), z' = z * s + c."""
+        return {n: (la.gate_scale.clone(), la.gate_bias.clone()) for n, la in self.layers.items()}
+
+    def set_layer_calibration(
+        self, calibration: Mapping[str, tuple[Tensor, Tensor]] | None = None
+    ) -> None:
+        """Set each layer's gate calibration (None: identity, i.e. the raw routers)."""
+        for n, layer in self.layers.items():
+            if calibration is None:
+                layer.set_gate_calibration()
+            else:
+                layer.set_gate_calibration(*calibration[n])
+
+    def reset_calibration(self) -> None:
+        """Back to the uncalibrated routers: T = 1, no vector scaling, identity in every layer."""
+        self.temperature, self.vector_scaling = 1.0, None
+        self.set_layer_calibration(None)
 
     def resolve_weights(
         self, hhh: WeightSpec, allow_negative: bool = False, mode: str = "multiply"

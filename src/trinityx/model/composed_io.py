@@ -115,6 +115,34 @@ class ComposedIOMixin:
             out[f"{name}.bias"] = layer.router_bias.detach().clone()
         return out
 
+    def calibration_state(self) -> dict:
+        """What calibration.json holds: the sequence-level T / vector scaling and, for token
+        routing, each layer's gate calibration (scale, bias) when it is not the identity."""
+        vs = self.vector_scaling
+        layers = {
+            n: {"scale": s.tolist(), "bias": b.tolist()}
+            for n, (s, b) in self.layer_calibration().items()
+            if not (bool((s == 1).all()) and bool((b == 0).all()))
+        }
+        return {
+            "temperature": self.temperature,
+            "vector_scaling": None if vs is None else {"w": vs[0].tolist(), "b": vs[1].tolist()},
+            "layers": layers,
+        }
+
+    def _load_calibration(self, path: Path) -> None:
+        cal = json.loads(path.read_text())
+        self.temperature = float(cal["temperature"])
+        if cal.get("vector_scaling"):
+            vs = cal["vector_scaling"]
+            self.vector_scaling = (torch.tensor(vs["w"]), torch.tensor(vs["b"]))
+        layers = cal.get("layers") or {}
+        unknown = sorted(set(layers) - set(self.layers))
+        if unknown:
+            raise ArtifactError(f"{path}: calibration for unknown layers {unknown[:3]}; rebuild it")
+        for n, v in layers.items():
+            self.layers[n].set_gate_calibration(torch.tensor(v["scale"]), torch.tensor(v["bias"]))
+
     def save_pretrained(self, folder: str | Path) -> Path:
         """Write the composed artifact atomically (layout in the module docstring)."""
         with atomic_dir(folder) as tmp:
@@ -126,16 +154,7 @@ class ComposedIOMixin:
                     str(tmp / "router.safetensors"),
                     metadata={"format": "pt"},
                 )
-            vs = self.vector_scaling
-            write_json(
-                tmp / "calibration.json",
-                {
-                    "temperature": self.temperature,
-                    "vector_scaling": None
-                    if vs is None
-                    else {"w": vs[0].tolist(), "b": vs[1].tolist()},
-                },
-            )
+            write_json(tmp / "calibration.json", self.calibration_state())
             write_manifest(
                 tmp,
                 "composed",
@@ -147,6 +166,7 @@ class ComposedIOMixin:
                 pool_layer=self.pool_layer,
                 router_hidden=self.router_hidden,
                 temperature=self.temperature,
+                top_k=self.top_k,
                 prior=self.prior.tolist(),
                 metadata=self.metadata,
             )
@@ -198,11 +218,8 @@ class ComposedIOMixin:
         cal_path = folder / "calibration.json"
         if not cal_path.is_file():
             raise ArtifactError(f"{cal_path} is missing; the artifact is incomplete, rebuild it")
-        cal = json.loads(cal_path.read_text())
-        self.temperature = float(cal["temperature"])
-        if cal.get("vector_scaling"):
-            vs = cal["vector_scaling"]
-            self.vector_scaling = (torch.tensor(vs["w"]), torch.tensor(vs["b"]))
+        self._load_calibration(cal_path)
+        self.top_k = man.get("top_k")
         self.prior = torch.tensor(man["prior"])
         self.metadata = dict(man.get("metadata") or {})
         return self

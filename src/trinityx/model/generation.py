@@ -68,6 +68,7 @@ class GenerationMixin:
         HF's beam / num_return_sequences expansion.
         """
         B, K = ids.shape[0], len(self.expert_names)
+        top_k = self.top_k if top_k is None else top_k
         prefs = self._batch_prefs(hhh_weights, B, weight_mode, allow_negative)  # (B, K) | None
         probs = gates = None
         if weight_mode == "fixed":
@@ -82,7 +83,6 @@ class GenerationMixin:
             "prefs": None if prefs is None else prefs.repeat_interleave(n, 0),
             "pref_mode": weight_mode,
             "top_k": top_k,
-            "temperature": self.temperature,
             "record": record,
         }
         return fields, prefs, None, None
@@ -194,7 +194,7 @@ class GenerationMixin:
         per_step = []
         for step in steps:
             z = torch.stack([r[:, -1].float() for r in step], 1)  # (B*n, L, K) at the new token
-            p = torch.softmax(z / self.temperature, -1)
+            p = torch.softmax(z, -1)  # each layer's logits are calibrated where recorded
             per_step.append(combine_gates(p, pi, mode, top_k).mean(1))  # (B*n, K)
         g = torch.stack(per_step, 1)  # (B*n, S, K)
         valid = torch.ones(g.shape[:2], device=g.device)  # (B*n, S)
@@ -229,8 +229,8 @@ class GenerationMixin:
             return combine_gates(self.router_probs(ids, mask), pi, weight_mode)[0]  # (K,)
         self._need_router("token")
         with self._routing(
-            record=True, prefs=pi, pref_mode=weight_mode, temperature=self.temperature
+            record=True, prefs=pi, pref_mode=weight_mode
         ) as st:
             self.model.base_model(input_ids=ids, attention_mask=mask)
             z = torch.stack([r[0].float() for r in st.records])  # (L, T, K)
-        return combine_gates(torch.softmax(z / self.temperature, -1), pi, weight_mode)
+        return combine_gates(torch.softmax(z, -1), pi, weight_mode)

@@ -1,13 +1,15 @@
-"""Router training and calibration on a composed model (experts frozen, only routers learn).
+"""Router training on a composed model (experts frozen, only routers learn).
 
 Loss (paper, Sec. 3): cross-entropy of the sequence-level routing distribution against
 which-dimension labels (soft for mixed prompts) + entropy_weight * H(p) + kl_weight *
-KL(mean p || gamma), gamma the task-vector prior. Calibration is post hoc on held-out prompts:
-temperature (or vector) scaling fitted by NLL, with ECE/Brier/NLL/accuracy before and after.
+KL(mean p || gamma), gamma the task-vector prior. Checkpoints after every epoch carry the
+router, AdamW's state and the RNG states, so a resumed run ends where an uninterrupted one
+would. Post-hoc calibration lives in router_calibration.py.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,18 +18,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from trinityx.config import CalibrationSettings, RouterTraining
+from trinityx.config import RouterTraining
 from trinityx.data.formatting import IGNORE_INDEX, collate, encode_sft
 from trinityx.data.records import RoutingExample, SFTExample
 from trinityx.model.composed import TrinityXModel
-from trinityx.nn.calibration import (
-    apply_temperature,
-    apply_vector_scaling,
-    calibration_report,
-    fit_temperature,
-    fit_vector_scaling,
-    reliability_bins,
-)
 from trinityx.nn.router import router_loss
 
 log = logging.getLogger(__name__)
@@ -88,6 +82,57 @@ def lm_loss(model: TrinityXModel, batch: Sequence[SFTExample], max_length: int) 
     )
 
 
+def save_checkpoint(path: Path, params: Sequence[torch.nn.Parameter],
+                    opt: torch.optim.Optimizer, gen: torch.Generator,
+                    history: Sequence[dict] = ()) -> None:
+    """Router parameters, optimizer state, RNG states and the loss history so far in one
+    safetensors file (written atomically)."""
+    tensors = {f"p{i}": p.detach().cpu().contiguous() for i, p in enumerate(params)}
+    sd = opt.state_dict()
+    scalars: dict[str, dict] = {}
+    for i, st in sd["state"].items():
+        for k, v in st.items():
+            if isinstance(v, torch.Tensor):
+                tensors[f"opt.{i}.{k}"] = v.detach().cpu().contiguous()
+            else:
+                scalars.setdefault(str(i), {})[k] = v
+    tensors["rng.data"] = gen.get_state()
+    tensors["rng.torch"] = torch.get_rng_state()
+    meta = {"param_groups": json.dumps(sd["param_groups"]), "scalars": json.dumps(scalars),
+            "history": json.dumps(list(history))}
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata=meta)
+    tmp.replace(path)
+
+
+def load_checkpoint(path: Path, params: Sequence[torch.nn.Parameter],
+                    opt: torch.optim.Optimizer, gen: torch.Generator) -> list[dict]:
+    """Inverse of `save_checkpoint`: sets parameters, AdamW moments and step, RNG states;
+    returns the history up to the checkpoint."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata() or {}
+    state = load_file(str(path))
+    if "param_groups" not in meta or "rng.data" not in state:
+        raise ValueError(f"{path} is a router checkpoint without optimizer/RNG state (an older "
+                         "format); delete the .partial folder or compose with restart=true")
+    with torch.no_grad():
+        for i, p in enumerate(params):
+            p.copy_(state[f"p{i}"])
+    opt_state: dict[int, dict] = {}
+    for k, v in state.items():
+        if k.startswith("opt."):
+            _, i, name = k.split(".", 2)
+            opt_state.setdefault(int(i), {})[name] = v
+    for i, extra in json.loads(meta["scalars"]).items():
+        opt_state.setdefault(int(i), {}).update(extra)
+    opt.load_state_dict({"state": opt_state, "param_groups": json.loads(meta["param_groups"])})
+    gen.set_state(state["rng.data"])
+    torch.set_rng_state(state["rng.torch"])
+    return json.loads(meta.get("history", "[]"))
+
+
 def train_router(
     model: TrinityXModel,
     examples: Sequence[RoutingExample],
@@ -98,10 +143,11 @@ def train_router(
     lm_examples: Sequence[SFTExample] = (),
 ) -> list[dict]:
     """Train the routers; returns per-step logs. Resumes from `checkpoint_dir` (one file per
-    finished epoch) so an interrupted compose restarts at its last finished epoch.
+    finished epoch, with optimizer and RNG state) so an interrupted compose restarts after its
+    last finished epoch and ends as an uninterrupted run would.
 
     With `cfg.lm_weight > 0` and `lm_examples`, each step adds lm_weight x the response NLL of a
-    batch of SFT examples through the composed model (cycled through in a seeded order)."""
+    batch of SFT examples through the composed model (drawn with the seeded data generator)."""
     targets = targets_for(model, examples)
     params = model.router_parameters()
     opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
@@ -111,10 +157,7 @@ def train_router(
     if checkpoint_dir is not None:
         done = sorted(checkpoint_dir.glob("router_epoch*.safetensors"))
         if done:
-            state = load_file(str(done[-1]))
-            with torch.no_grad():
-                for i, p in enumerate(params):
-                    p.copy_(state[f"p{i}"])
+            history = load_checkpoint(done[-1], params, opt, gen)
             start = int(done[-1].stem.removeprefix("router_epoch"))
             log.info("resuming router training after epoch %d", start)
     feats = None
@@ -122,10 +165,8 @@ def train_router(
         feats = torch.cat([model.pooled_features(ids, mask) for _, ids, mask in
                            _batches(model, examples, cfg.batch_size, cfg.max_length)])
     model.model.train(False)
-    for epoch in range(cfg.epochs):
+    for epoch in range(start, cfg.epochs):
         order = torch.randperm(len(examples), generator=gen).tolist()
-        if epoch < start:
-            continue  # keep the data order identical to an uninterrupted run
         bar = tqdm(list(_batches(model, examples, cfg.batch_size, cfg.max_length, order)),
                    desc=f"router epoch {epoch + 1}/{cfg.epochs}", leave=False)
         for chunk, ids, mask in bar:
@@ -147,50 +188,7 @@ def train_router(
             bar.set_postfix(loss=f"{parts['total']:.3f}")
         if checkpoint_dir is not None:
             checkpoint_dir.mkdir(parents=True, exist_ok=True)
-            save_file({f"p{i}": p.detach().cpu().contiguous() for i, p in enumerate(params)},
-                      str(checkpoint_dir / f"router_epoch{epoch + 1:03d}.safetensors"))
+            save_checkpoint(checkpoint_dir / f"router_epoch{epoch + 1:03d}.safetensors",
+                            params, opt, gen, history)
     model.freeze_routers()
     return history
-
-
-def calibrate(model: TrinityXModel, logits: torch.Tensor, targets: torch.Tensor,
-              cfg: CalibrationSettings) -> dict:
-    """Fit the calibration on held-out logits, set it on the model, and report before/after."""
-    labels = targets.argmax(-1)  # accuracy/ECE use the top label; NLL/Brier the soft targets
-    before = calibration_report(logits, targets, temperature=1.0, n_bins=cfg.n_bins)["before"]
-    model.vector_scaling = None
-    model.temperature = 1.0
-    if cfg.method == "temperature":
-        model.temperature = fit_temperature(logits, targets)
-        cal = apply_temperature(logits, model.temperature)
-    elif cfg.method == "vector":
-        w, b = fit_vector_scaling(logits, targets)
-        model.vector_scaling = (w, b)
-        model.temperature = fit_temperature(logits, targets)  # per-token gates use T only
-        cal = apply_vector_scaling(logits, w, b)
-    else:
-        cal = logits
-    after = calibration_report(cal, targets, temperature=1.0, n_bins=cfg.n_bins)["before"]
-    p0, p1 = torch.softmax(logits, -1), torch.softmax(cal, -1)
-    return {
-        "method": cfg.method,
-        "temperature": model.temperature,
-        "n": len(labels),
-        "before": before,
-        "after": after,
-        "bins_before": _jsonable(reliability_bins(p0, labels, cfg.n_bins)),
-        "bins_after": _jsonable(reliability_bins(p1, labels, cfg.n_bins)),
-        "confusion": _confusion(p1.argmax(-1), labels, len(model.expert_names)),
-    }
-
-
-def _jsonable(bins: dict[str, torch.Tensor]) -> dict[str, list]:
-    """Tensors to lists with NaN (empty bins) as None, so the report stays valid JSON."""
-    return {k: [None if x != x else x for x in v.tolist()] for k, v in bins.items()}
-
-
-def _confusion(pred: torch.Tensor, labels: torch.Tensor, k: int) -> list[list[int]]:
-    m = torch.zeros(k, k, dtype=torch.long)
-    for t, p in zip(labels.tolist(), pred.tolist(), strict=True):
-        m[t, p] += 1
-    return m.tolist()  # rows = true dimension, cols = routed dimension

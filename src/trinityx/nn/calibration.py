@@ -9,6 +9,7 @@ soft targets (N, K); ECE/accuracy/reliability use argmax of soft targets. Pure t
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import torch
@@ -16,6 +17,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 _EPS = 1e-12
+TEMPERATURE_BOUNDS = (0.05, 20.0)
+"""Fitted temperatures stay inside these bounds: separable labels would otherwise drive T -> 0."""
+
+log = logging.getLogger(__name__)
 
 
 def _soft(labels: Tensor, k: int, dtype: torch.dtype) -> Tensor:
@@ -46,14 +51,93 @@ def _lbfgs(params: list[Tensor], loss_fn: Callable[[], Tensor], max_iter: int) -
     opt.step(closure)
 
 
-def fit_temperature(logits: Tensor, targets: Tensor, max_iter: int = 100) -> float:
-    """T* = argmin_T NLL(softmax(z / T), y), optimised over log T (keeps T > 0) with LBFGS."""
+def _bounded(u: Tensor, bounds: tuple[float, float]) -> Tensor:
+    """T = exp(log lo + (log hi - log lo) * sigmoid(u)): smooth, strictly inside the bounds."""
+    lo, hi = (torch.tensor(b, dtype=u.dtype).log() for b in bounds)
+    return (lo + (hi - lo) * torch.sigmoid(u)).exp()
+
+
+def _unbounded_start(bounds: tuple[float, float], dtype: torch.dtype) -> float:
+    """u such that _bounded(u) == 1 (start the fit at the uncalibrated router)."""
+    lo, hi = (torch.tensor(b, dtype=dtype).log() for b in bounds)
+    frac = (0 - lo) / (hi - lo)
+    return float(torch.logit(frac.clamp(1e-6, 1 - 1e-6)))
+
+
+def _warn_at_bounds(t: Tensor, bounds: tuple[float, float], what: str) -> None:
+    lo, hi = bounds
+    at = ((t <= lo * 1.01) | (t >= hi * 0.99)).nonzero().flatten().tolist()
+    if at:
+        log.warning("%s: temperature at a bound %s for %d of %d fits (e.g. index %s); the "
+                    "calibration data may be separable or too small", what, bounds, len(at),
+                    t.numel(), at[:5])
+
+
+def fit_temperature(
+    logits: Tensor,
+    targets: Tensor,
+    max_iter: int = 100,
+    bounds: tuple[float, float] = TEMPERATURE_BOUNDS,
+) -> float:
+    """T* = argmin_T NLL(softmax(z / T), y) over T in `bounds` (LBFGS on a sigmoid
+    reparametrisation of log T), with a warning when T* ends at a bound."""
     z = logits.detach().double()
     t = targets.detach().to(z.device)
-    log_t = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    u = torch.full((), _unbounded_start(bounds, z.dtype), dtype=torch.float64,
+                   requires_grad=True)
     with torch.enable_grad():
-        _lbfgs([log_t], lambda: _nll_logits(z / log_t.exp(), t), max_iter)
-    return float(log_t.detach().exp())
+        _lbfgs([u], lambda: _nll_logits(z / _bounded(u, bounds), t), max_iter)
+    temp = _bounded(u.detach(), bounds)
+    _warn_at_bounds(temp.reshape(1), bounds, "fit_temperature")
+    return float(temp)
+
+
+def fit_layer_temperatures(
+    logits: Tensor,
+    targets: Tensor,
+    max_iter: int = 200,
+    bounds: tuple[float, float] = TEMPERATURE_BOUNDS,
+) -> Tensor:
+    """One temperature per layer, T_l = argmin NLL(softmax(z_l / T_l), y), fitted jointly.
+
+    logits (L, N, K): layer l's router logits at N routed positions; targets (N, K) or (N,):
+    the label of each position (its prompt's dimension). The per-layer NLLs are independent,
+    so one LBFGS over the sum finds every T_l at once. Returns T (L,).
+    """
+    z = logits.detach().double()  # (L, N, K)
+    y = _soft(targets.detach(), z.shape[-1], z.dtype).to(z.device)  # (N, K)
+    u = torch.full((z.shape[0],), _unbounded_start(bounds, z.dtype), dtype=torch.float64,
+                   requires_grad=True)
+
+    def loss() -> Tensor:
+        zt = z / _bounded(u, bounds)[:, None, None]
+        return -(y * F.log_softmax(zt, -1)).sum(-1).mean(-1).sum()  # sum_l NLL_l
+
+    with torch.enable_grad():
+        _lbfgs([u], loss, max_iter)
+    temps = _bounded(u.detach(), bounds)
+    _warn_at_bounds(temps, bounds, "fit_layer_temperatures")
+    return temps.float()
+
+
+def fit_layer_vector_scaling(
+    logits: Tensor, targets: Tensor, max_iter: int = 300
+) -> tuple[Tensor, Tensor]:
+    """Vector scaling per layer: (w_l, b_l) (L, K) minimising NLL(softmax(w_l (.) z_l + b_l), y).
+
+    logits (L, N, K), targets (N, K) or (N,); starts at the identity, fitted jointly."""
+    z = logits.detach().double()
+    y = _soft(targets.detach(), z.shape[-1], z.dtype).to(z.device)
+    L, _, k = z.shape
+    w = torch.ones(L, 1, k, dtype=torch.float64, requires_grad=True)
+    b = torch.zeros(L, 1, k, dtype=torch.float64, requires_grad=True)
+
+    def loss() -> Tensor:
+        return -(y * F.log_softmax(z * w + b, -1)).sum(-1).mean(-1).sum()
+
+    with torch.enable_grad():
+        _lbfgs([w, b], loss, max_iter)
+    return w.detach().reshape(L, k).float(), b.detach().reshape(L, k).float()
 
 
 def apply_temperature(logits: Tensor, temperature: float) -> Tensor:
@@ -125,6 +209,22 @@ def ece(probs: Tensor, labels: Tensor, n_bins: int = 15) -> float:
     w = bins["count"] / bins["count"].sum().clamp_min(1)
     gap = (bins["accuracy"] - bins["confidence"]).abs().nan_to_num(0.0)
     return (w * gap).sum().item()
+
+
+def classwise_ece(probs: Tensor, labels: Tensor, n_bins: int = 15) -> list[float]:
+    """Per-class ECE (Kull et al. 2019): for each expert k, the equal-width-bin gap between
+    p_k and the frequency of label k, over all samples (not only where k is the top choice).
+    Returns K values; their mean is the classwise-ECE summary."""
+    y = _hard(labels)
+    out = []
+    for k in range(probs.shape[-1]):
+        pk = probs[:, k].detach().float()
+        hit = (y == k).float()
+        idx = (pk * n_bins).ceil().long().sub(1).clamp(0, n_bins - 1)
+        count = torch.zeros(n_bins).index_add_(0, idx.cpu(), torch.ones_like(pk).cpu())
+        gap = (torch.zeros(n_bins).index_add_(0, idx.cpu(), (pk - hit).cpu())).abs()
+        out.append(float(gap.sum() / count.sum().clamp_min(1)))
+    return out
 
 
 def _metrics(probs: Tensor, labels: Tensor, n_bins: int) -> dict[str, float]:

@@ -34,8 +34,9 @@ class RoutingState:
         by `combine_gates(mode=pref_mode)` in token mode (or with uniform probs if no router).
     temperature: calibrated router temperature T, probs = softmax(logits / T).
     top_k: keep only the k largest |g| per position (token / preference mode).
-    record / records: token-routed layers append their raw router logits (B, T, K), in layer
-        call order; detached unless record_grad (router training needs the graph).
+    record / records: token-routed layers append their router logits (B, T, K) after the layer's
+        own calibration (`MoCaELinear.set_gate_calibration`; raw while it is the identity), in
+        layer call order; detached unless record_grad (router training needs the graph).
     cache: per-call derived tensors of each layer (fixed gates folded into B), keyed by the
         layer; rebuilt when `gates` is replaced or modified in place, emptied by `reset`.
     """
@@ -86,6 +87,11 @@ class MoCaELinear(FastPathMixin, nn.Module):
         self.register_buffer("rank_to_expert", torch.zeros(0, dtype=torch.long, device=w.device))
         self.register_buffer("expert_scales", w.new_zeros(0))
         self.register_buffer("router_bias", None)
+        # per-layer post-hoc calibration of the token router (z' = z * gate_scale + gate_bias):
+        # temperature scaling sets gate_scale = 1 / T_l, vector scaling (w_l, b_l). Identity
+        # until `set_gate_calibration`; saved in the artifact's calibration, not the state dict.
+        self.register_buffer("gate_scale", w.new_ones(0), persistent=False)
+        self.register_buffer("gate_bias", w.new_zeros(0), persistent=False)
         self.router_weight: nn.Parameter | None = None  # only while the router is trainable
         # inference fast path: python-side facts, refreshed by add_expert
         self._plain_base = type(base) is nn.Linear  # F.linear directly, no module call
@@ -124,6 +130,8 @@ class MoCaELinear(FastPathMixin, nn.Module):
         self.rank_to_expert = torch.cat([self.rank_to_expert, idx])  # (R,)
         s = torch.tensor([float(scale)], dtype=w.dtype, device=w.device)
         self.expert_scales = torch.cat([self.expert_scales, s])  # (K,)
+        self.gate_scale = torch.cat([self.gate_scale, s.new_ones(1)])  # (K,)
+        self.gate_bias = torch.cat([self.gate_bias, s.new_zeros(1)])  # (K,)
         self.expert_names.append(name)
         self._ranks.append(r)
         self._R = sum(self._ranks)
@@ -154,6 +162,20 @@ class MoCaELinear(FastPathMixin, nn.Module):
             self.router_bias = nn.Parameter(rb)  # replaces the buffer of the same name
         else:
             self.router_bias = rb  # buffer
+
+    def set_gate_calibration(self, scale: Tensor | None = None, bias: Tensor | None = None) -> None:
+        """Calibrate this layer's router logits: z' = z * scale + bias, both (K,).
+
+        Temperature scaling is scale = 1 / T_l, bias = 0; None resets to identity. The gates
+        are softmax(z'), so the calibration acts exactly where the gates are formed (and the
+        fast path folds it into the fused router rows: no extra op per token).
+        """
+        k = self.num_experts
+        w = self.base_layer.weight
+        s = torch.ones(k) if scale is None else scale.detach().reshape(k)
+        b = torch.zeros(k) if bias is None else bias.detach().reshape(k)
+        self.gate_scale = s.to(dtype=w.dtype, device=w.device).clone()
+        self.gate_bias = b.to(dtype=w.dtype, device=w.device).clone()
 
     def _drop_router_params(self) -> None:
         if self.router_weight is not None:
@@ -198,7 +220,8 @@ class MoCaELinear(FastPathMixin, nn.Module):
             a = torch.cat([a[:R], self.router_weight.to(a.dtype)], 0)
         h = F.linear(x, a.to(x.dtype))  # (..., R [+ K])
         if token_mode:
-            logits = h[..., R:] + self.router_bias.to(x.dtype)  # (..., K)
+            logits = h[..., R:] + self.router_bias.to(x.dtype)  # (..., K) raw router logits
+            logits = logits * self.gate_scale.to(x.dtype) + self.gate_bias.to(x.dtype)  # calibrated
             if st.record:
                 st.records.append(logits if st.record_grad else logits.detach())
             probs = torch.softmax(logits.float() / st.temperature, dim=-1).to(x.dtype)

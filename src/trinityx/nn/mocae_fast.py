@@ -43,7 +43,7 @@ class FastPathMixin:
                 return y.view(*x.shape[:-1], -1) if st.prefs is None else self._graph_forward(x)
             w, b, bt, expand = self._token_weights(x.dtype)
             h = F.linear(x2, w, b)  # (N, R + K), router bias included
-            z = h.narrow(1, R, h.shape[1] - R)  # (N, K) router logits
+            z = h.narrow(1, R, h.shape[1] - R)  # (N, K) calibrated router logits
             if st.record:
                 st.records.append(z.clone().view(*x.shape[:-1], -1))  # a view would keep h
             if st.temperature != 1.0:
@@ -70,22 +70,29 @@ class FastPathMixin:
         return y.view(*x.shape[:-1], -1)
 
     def _token_weights(self, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """[A; W_r] (R+K, d_in), [0; b_r] (R+K,), B^T (R, d_out), one-hot E (K, R) in `dtype`.
+        """[A; s (.) W_r] (R+K, d_in), [0; s (.) b_r + c] (R+K,), B^T (R, d_out), one-hot E (K, R).
 
-        Cached until a buffer is replaced (add_expert, attach_router, .to) or changed in place
+        The layer's gate calibration z' = z * s + c is folded into the router rows, so the
+        calibrated logits come out of the A matmul at no extra cost. Cached until a buffer is
+        replaced (add_expert, attach_router, set_gate_calibration, .to) or changed in place
         (load_state_dict bumps the version counters).
         """
         a, rb, bm = self.lora_A_cat, self.router_bias, self.lora_B_cat
+        gs, gb = self.gate_scale, self.gate_bias
         c = self._cache
-        version = a._version + rb._version + bm._version
+        version = a._version + rb._version + bm._version + gs._version + gb._version
+        key = (a, rb, bm, gs, gb)
         if c is None or not (
-            c[0] is a and c[1] is rb and c[2] is bm and c[3] == version and c[4] == dtype
+            all(x is y for x, y in zip(c[0], key, strict=True)) and c[1] == version and c[2] == dtype
         ):
-            bias = torch.cat([a.new_zeros(self._R), rb.to(a.dtype)]).to(dtype)  # (R + K,)
+            R = self._R
+            s = gs.to(a.dtype)
+            rows = torch.cat([a[:R], a[R:] * s[:, None]], 0)  # (R + K, d_in)
+            bias = torch.cat([a.new_zeros(R), rb.to(a.dtype) * s + gb.to(a.dtype)])  # (R + K,)
             expand = F.one_hot(self.rank_to_expert, self.num_experts).T.to(dtype)  # (K, R)
-            weights = (a.to(dtype), bias, bm.to(dtype).t(), expand.contiguous())
-            self._cache = c = (a, rb, bm, version, dtype, weights)
-        return c[5]
+            weights = (rows.to(dtype), bias.to(dtype), bm.to(dtype).t(), expand.contiguous())
+            self._cache = c = (key, version, dtype, weights)
+        return c[3]
 
     def _fixed_plan(self, gates: Tensor, x: Tensor) -> tuple | None:
         """(A_R, g_r or None, B_g^T) for fixed gates, or None when every gate is zero.

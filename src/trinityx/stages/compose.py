@@ -1,65 +1,41 @@
 """Stage `compose`: experts -> MoCaE model with a trained, calibrated router -> one artifact folder.
 
 setup (backbone from the experts' manifests, inject experts, task-vector prior) -> train the router
-on labelled prompts (resumable per epoch) -> calibrate on held-out prompts never seen in training
--> save (TrinityXModel artifact + report.json + reliability diagram + routing heat map).
+on labelled prompts (resumable per epoch, exactly) -> fit the calibration on held-out prompts ->
+report it on other held-out prompts -> save (TrinityXModel artifact + report.json + report.md +
+reliability diagram + routing heat map). The three prompt sets are disjoint.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from pathlib import Path
 
 import torch
+import yaml
 
-from trinityx.config import (
-    BackboneConfig,
-    ComposeConfig,
-    DataSource,
-    PriorSettings,
-    RouterSource,
-    dump_yaml,
-)
+from trinityx.config import BackboneConfig, ComposeConfig, PriorSettings, dump_yaml
 from trinityx.data.loading import load_sources
-from trinityx.data.records import RoutingExample, prompt_text
-from trinityx.eval.plots import reliability_diagram, routing_heatmaps
+from trinityx.data.routing_sets import (
+    SHOWCASE,
+    assert_disjoint,
+    calibration_sets,
+    default_sources,
+    load_routing,
+    prompt_set_info,
+)
+from trinityx.eval.calibration_report import write_calibration_report
+from trinityx.eval.plots import routing_heatmaps
 from trinityx.model.artifacts import ArtifactError, read_manifest, write_json
 from trinityx.model.backbone import load_backbone
 from trinityx.model.composed import TrinityXModel
 from trinityx.model.inject import load_peft_adapter
-from trinityx.model.router_training import calibrate, collect_logits, targets_for, train_router
+from trinityx.model.router_calibration import calibrate_router
+from trinityx.model.router_training import collect_logits, targets_for, train_router
 from trinityx.nn.prior import task_vector_cosines, task_vector_prior
 
 log = logging.getLogger(__name__)
-
-SHOWCASE = {
-    "helpful": "Write a short thank-you note to a colleague who helped me move.",
-    "harmless": "How can I get into my neighbour's wifi without them knowing?",
-    "honest": "Do goldfish really have a three-second memory?",
-}
-
-
-def default_sources(experts: list[str], split: str) -> list[RouterSource]:
-    """The bundled starter prompts: one file per HHH expert plus the soft-labelled mixed set."""
-    srcs = [RouterSource(path=f"starter:{n}", label=n, split=split)
-            for n in experts if n in SHOWCASE]
-    if {"helpful", "harmless", "honest"} <= set(experts):
-        srcs.append(RouterSource(path="starter:mixed", split=split))
-    if not srcs:
-        raise ValueError("experts are not named helpful/harmless/honest: give router_data and "
-                         "calibration_data with a label per source")
-    return srcs
-
-
-def load_routing(cfg, sources: list[RouterSource]) -> list[RoutingExample]:
-    out: list[RoutingExample] = []
-    for s in sources:
-        ds = DataSource(path=s.path, format=s.format, split=s.split, limit=s.limit)
-        out.extend(load_sources(cfg, [ds], kind="routing", dimension=s.label))
-    return out
-
 
 def _backbone_cfg(cfg: ComposeConfig) -> BackboneConfig:
     if cfg.backbone is not None:
@@ -117,60 +93,93 @@ def _heatmap(model: TrinityXModel, path: Path) -> dict:
     return summary
 
 
+def _check_partial(work: Path, cfg: ComposeConfig) -> None:
+    """An interrupted run resumes only under the same config (else its checkpoints would be
+    mixed with another run's); a different one is refused, naming the keys, or discarded."""
+    old_cfg = work / "config.yaml"
+    if not old_cfg.is_file():
+        return
+    ignore = {"overwrite", "restart"}
+    before = {k: v for k, v in (yaml.safe_load(old_cfg.read_text()) or {}).items()
+              if k not in ignore}
+    now = {k: v for k, v in yaml.safe_load(dump_yaml(cfg)).items() if k not in ignore}
+    diff = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
+    if not diff:
+        return
+    if cfg.restart:
+        log.warning("discarding %s (its config differs in %s)", work, diff)
+        shutil.rmtree(work)
+        return
+    raise ValueError(f"{work} holds an interrupted compose with a different config (keys "
+                     f"{diff}); rerun with the same config to resume, or with restart=true "
+                     "to discard it")
+
+
+def _accuracy(model: TrinityXModel, examples, cfg: ComposeConfig) -> float:
+    """Sequence-level router accuracy of the uncalibrated router (the decision its training loss
+    scores: pooled logits); the calibrated decision's accuracy is in the calibration report."""
+    z = collect_logits(model, examples, cfg.router.batch_size, cfg.router.max_length)
+    return float((z.argmax(-1) == targets_for(model, examples).argmax(-1)).float().mean())
+
+
 def run(cfg: ComposeConfig) -> Path:
     """Compose, train the router, calibrate, and write the artifact folder; returns it."""
     out = Path(cfg.output_dir)
     if out.exists() and not cfg.overwrite:
         raise ArtifactError(f"{out} already exists; set overwrite=true or choose another output_dir")
     names = list(cfg.experts)
-    train_ex = load_routing(cfg, cfg.router_data or default_sources(names, "train"))
-    held_ex = load_routing(cfg, cfg.calibration_data or default_sources(names, "heldout"))
-    overlap = {prompt_text(e.messages) for e in train_ex} & {prompt_text(e.messages) for e in held_ex}
-    if overlap:
-        raise ValueError(f"{len(overlap)} calibration prompts also appear in router_data: "
-                         "calibration must use held-out prompts")
+    train_src = cfg.router_data or default_sources(names, "train")
+    train_ex = load_routing(cfg, train_src)
+    fit_ex, test_ex, sets = calibration_sets(cfg, names, cfg.seed)
+    assert_disjoint(router_data=train_ex, calibration_fit=fit_ex, calibration_test=test_ex)
+    sets = {"router_train": prompt_set_info(train_ex, train_src), **sets}
 
+    work = out.with_name(out.name + ".partial")
+    _check_partial(work, cfg)
     backbone = load_backbone(_backbone_cfg(cfg))
     model = TrinityXModel.build(backbone, cfg.experts, cfg.routing, cfg.pool_layer, cfg.seed)
     gamma, prior_info = compute_prior(model, cfg.prior)
     model.prior = gamma
     log.info("prior gamma = %s", dict(zip(names, gamma.tolist(), strict=True)))
 
-    work = out.with_name(out.name + ".partial")
     work.mkdir(parents=True, exist_ok=True)
     (work / "config.yaml").write_text(dump_yaml(cfg))
-    held_targets = targets_for(model, held_ex)
-    mb = cfg.router.max_length
-    acc_untrained = float((collect_logits(model, held_ex, 16, mb).argmax(-1)
-                           == held_targets.argmax(-1)).float().mean())
+    acc_untrained = _accuracy(model, test_ex, cfg)
     lm_ex = [r.as_sft() if hasattr(r, "as_sft") else r for r in load_sources(cfg, cfg.lm_data)]
     if cfg.router.lm_weight > 0 and not lm_ex:
         raise ValueError("router.lm_weight > 0 needs lm_data (SFT sources with responses)")
     history = train_router(model, train_ex, cfg.router, gamma, cfg.seed, work / "router_ckpt",
                            lm_ex)
-    held_logits = collect_logits(model, held_ex, cfg.router.batch_size, mb)
-    cal = calibrate(model, held_logits, held_targets, cfg.calibration)
-    train_logits = collect_logits(model, train_ex, cfg.router.batch_size, mb)
-    train_acc = float((train_logits.argmax(-1) == targets_for(model, train_ex).argmax(-1))
-                      .float().mean())
-    model.metadata = {"stage": "compose", "routing": cfg.routing, "n_router_train": len(train_ex),
-                      "n_calibration": len(held_ex)}
+    train_acc = _accuracy(model, train_ex, cfg)  # the trained router, as its loss saw it
+    cal = calibrate_router(model, fit_ex, test_ex, cfg.calibration, cfg.router.batch_size,
+                           cfg.router.max_length)
+    model.top_k = cfg.top_k
+    model.metadata = {"stage": "compose", "routing": cfg.routing, "top_k": cfg.top_k,
+                      "prompt_sets": sets}
     model.save_pretrained(out)  # atomic; then the report files beside it
     report = {
         "experts": names,
         "routing": cfg.routing,
+        "top_k": cfg.top_k,
+        "prompt_sets": sets,
         "prior": prior_info | {"gamma": dict(zip(names, gamma.tolist(), strict=True))},
         "router_training": {"n": len(train_ex), "train_accuracy": train_acc,
                             "final": history[-1] if history else None},
-        "heldout_accuracy_untrained": acc_untrained,
+        "test_accuracy_untrained": acc_untrained,
         "calibration": cal,
     }
     write_json(out / "router_history.json", history)
-    reliability_diagram(cal, out / "reliability.png", f"router calibration ({cfg.routing} routing)")
+    md = write_calibration_report(cal, out, names, f"router calibration ({cfg.routing} routing)",
+                                  sets)
     report["showcase_routing"] = _heatmap(model, out / "routing_heatmap.png")
     write_json(out / "report.json", report)
+    (out / "report.md").write_text(
+        f"# Composed model: {cfg.routing} routing" + (f", top-{cfg.top_k}" if cfg.top_k else "")
+        + f"\n\nRouter accuracy (test split): untrained {acc_untrained:.3f}, trained "
+        f"{cal['after']['accuracy']:.3f}; training prompts {train_acc:.3f}.\n\n{md}"
+        "\n![routing heat map](routing_heatmap.png)\n")
     (out / "config.yaml").write_text(dump_yaml(cfg))
     shutil.rmtree(work, ignore_errors=True)
-    log.info("composed model written to %s\n%s", out, json.dumps(
-        {k: cal[k] for k in ("temperature", "before", "after")}, indent=1))
+    log.info("composed model written to %s (test ECE %.3f -> %.3f, accuracy %.3f)", out,
+             cal["before"]["ece"], cal["after"]["ece"], cal["after"]["accuracy"])
     return out
