@@ -125,7 +125,8 @@ class ServedModel:
         mode = "multiply" if hhh is None else hhh.mode
         if self.tx.routing != "token" or mode == "fixed":
             return "gates"
-        return ("token", mode, None if hhh is None else hhh.top_k)
+        top_k = self.tx.top_k if hhh is None or hhh.top_k is None else hhh.top_k
+        return ("token", mode, top_k)
 
     def prepare(self, ids: Tensor, mask: Tensor, hhh: list[HHHOptions | None]) -> GroupRouting:
         """Routing inputs for a new group of rows ids / mask (B, T), all with one batch_key."""
@@ -136,7 +137,7 @@ class ServedModel:
         ones = torch.ones(K)
         prefs = torch.stack([ones if p is None else p for p in pis]).to(self.device)  # (B, K)
         modes = ["multiply" if h is None else h.mode for h in hhh]
-        top_ks = [None if h is None else h.top_k for h in hhh]
+        top_ks = [self.tx.top_k if h is None or h.top_k is None else h.top_k for h in hhh]
         if self.batch_key(hhh[0]) != "gates":
             return GroupRouting(prefs=prefs, mode=modes[0], top_k=top_ks[0])
         probs = None
@@ -168,7 +169,6 @@ class ServedModel:
                 "prefs": r.prefs,
                 "pref_mode": r.mode,
                 "top_k": r.top_k,
-                "temperature": self.tx.temperature,
                 "record": record,
             }
         with self.tx._routing(**fields) as st:
@@ -182,7 +182,7 @@ class ServedModel:
         if r.gates is not None:
             return r.gates
         z = torch.stack([rec[:, -1].float() for rec in records], 1)  # (B, L, K)
-        p = torch.softmax(z / self.tx.temperature, -1)
+        p = torch.softmax(z, -1)  # each layer's logits are calibrated where they are recorded
         return combine_gates(p, r.prefs, r.mode, r.top_k).mean(1)  # (B, K)
 
     def prompt_probs(self, records: list[Tensor], mask: Tensor) -> Tensor:
