@@ -97,7 +97,8 @@ def token_logits(model: TrinityXModel, examples: Sequence[RoutingExample], batch
     calibration: Z (L, Ntok, K), owner (Ntok,) the prompt index of each token, and the pooled
     sequence-level logits (N, K) (mean over layers and tokens, as `route_logits`)."""
     zs, owners, pooled = [], [], []
-    for chunk, ids, mask in _batches(model, examples, batch_size, max_length):
+    for chunk, ids, mask in _batches(model, examples, batch_size, max_length,
+                                     desc="per-layer router logits"):
         recs = model.token_records(ids, mask)  # L x (B, T, K)
         m = mask.to(recs[0].device)
         sel = m.bool()  # (B, T)

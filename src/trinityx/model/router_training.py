@@ -43,9 +43,11 @@ def targets_for(model: TrinityXModel, examples: Sequence[RoutingExample]) -> tor
 
 
 def _batches(model: TrinityXModel, examples: Sequence[RoutingExample], batch_size: int,
-             max_length: int, order: Sequence[int] | None = None):
+             max_length: int, order: Sequence[int] | None = None, desc: str | None = None):
+    """(indices, input_ids, attention_mask) per batch; with `desc`, a progress bar."""
     idx = list(order) if order is not None else list(range(len(examples)))
-    for i in range(0, len(idx), batch_size):
+    starts = range(0, len(idx), batch_size)
+    for i in tqdm(starts, desc=desc, leave=False) if desc else starts:
         chunk = idx[i : i + batch_size]
         ids, mask = model.encode([list(examples[j].messages) for j in chunk])
         yield chunk, ids[:, -max_length:], mask[:, -max_length:]  # left-padded: keep the end
@@ -56,7 +58,7 @@ def collect_logits(model: TrinityXModel, examples: Sequence[RoutingExample], bat
                    max_length: int = 128) -> torch.Tensor:
     """Uncalibrated sequence-level router logits (N, K) for calibration and evaluation."""
     out = []
-    for _, ids, mask in _batches(model, examples, batch_size, max_length):
+    for _, ids, mask in _batches(model, examples, batch_size, max_length, desc="router logits"):
         out.append(model.route_logits(ids, mask).float().cpu())
     return torch.cat(out)
 
@@ -163,7 +165,8 @@ def train_router(
     feats = None
     if model.routing == "sequence":  # backbone frozen + experts off: features are fixed
         feats = torch.cat([model.pooled_features(ids, mask) for _, ids, mask in
-                           _batches(model, examples, cfg.batch_size, cfg.max_length)])
+                           _batches(model, examples, cfg.batch_size, cfg.max_length,
+                                    desc="router features (once)")])
     model.model.train(False)
     for epoch in range(start, cfg.epochs):
         order = torch.randperm(len(examples), generator=gen).tolist()
