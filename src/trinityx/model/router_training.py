@@ -144,7 +144,7 @@ def train_router(
     checkpoint_dir: Path | None = None,
     lm_examples: Sequence[SFTExample] = (),
 ) -> list[dict]:
-    """Train the routers; returns per-step logs. Resumes from `checkpoint_dir` (one file per
+    """Train the routers; returns per-step logs (losses, batch accuracy, batch size). Resumes from `checkpoint_dir` (one file per
     finished epoch, with optimizer and RNG state) so an interrupted compose restarts after its
     last finished epoch and ends as an uninterrupted run would.
 
@@ -187,7 +187,9 @@ def train_router(
             opt.zero_grad()
             loss.backward()
             opt.step()
-            history.append({"epoch": epoch + 1, **parts})
+            hits = (logits.detach().argmax(-1).cpu() == targets[chunk].argmax(-1)).float()
+            history.append({"epoch": epoch + 1, **parts, "accuracy": float(hits.mean()),
+                            "n": len(chunk)})
             bar.set_postfix(loss=f"{parts['total']:.3f}")
         if checkpoint_dir is not None:
             checkpoint_dir.mkdir(parents=True, exist_ok=True)

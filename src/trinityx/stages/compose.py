@@ -150,7 +150,9 @@ def run(cfg: ComposeConfig) -> Path:
         raise ValueError("router.lm_weight > 0 needs lm_data (SFT sources with responses)")
     history = train_router(model, train_ex, cfg.router, gamma, cfg.seed, work / "router_ckpt",
                            lm_ex)
-    train_acc = _accuracy(model, train_ex, cfg)  # the trained router, as its loss saw it
+    last = [h for h in history if h["epoch"] == cfg.router.epochs and "accuracy" in h]
+    train_acc = (sum(h["accuracy"] * h["n"] for h in last) / max(1, sum(h["n"] for h in last))
+                 if last else None)  # running accuracy over the last epoch (no extra pass)
     cal = calibrate_router(model, fit_ex, test_ex, cfg.calibration, cfg.router.batch_size,
                            cfg.router.max_length)
     model.top_k = cfg.top_k
@@ -163,7 +165,7 @@ def run(cfg: ComposeConfig) -> Path:
         "top_k": cfg.top_k,
         "prompt_sets": sets,
         "prior": prior_info | {"gamma": dict(zip(names, gamma.tolist(), strict=True))},
-        "router_training": {"n": len(train_ex), "train_accuracy": train_acc,
+        "router_training": {"n": len(train_ex), "train_accuracy_last_epoch": train_acc,
                             "final": history[-1] if history else None},
         "test_accuracy_untrained": acc_untrained,
         "calibration": cal,
@@ -176,7 +178,8 @@ def run(cfg: ComposeConfig) -> Path:
     (out / "report.md").write_text(
         f"# Composed model: {cfg.routing} routing" + (f", top-{cfg.top_k}" if cfg.top_k else "")
         + f"\n\nRouter accuracy (test split): untrained {acc_untrained:.3f}, trained "
-        f"{cal['after']['accuracy']:.3f}; training prompts {train_acc:.3f}.\n\n{md}"
+        f"{cal['after']['accuracy']:.3f}; training prompts (last epoch) "
+        f"{train_acc if train_acc is None else round(train_acc, 3)}.\n\n{md}"
         "\n![routing heat map](routing_heatmap.png)\n")
     (out / "config.yaml").write_text(dump_yaml(cfg))
     shutil.rmtree(work, ignore_errors=True)
