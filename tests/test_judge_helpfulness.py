@@ -105,7 +105,13 @@ def test_trainer_fits_only_training_generators(artifact: Path) -> None:
 
 def test_helpfulness_artifact_round_trip(artifact: Path) -> None:
     names = sorted(p.name for p in artifact.iterdir())
-    assert names == ["head.safetensors", "judge.json", "reliability.png", "report.json", "report.md"]
+    assert names == [
+        "head.safetensors",
+        "judge.json",
+        "reliability.png",
+        "report.json",
+        "report.md",
+    ]
     meta = json.loads((artifact / "judge.json").read_text())
     assert meta["kind"] == "helpfulness" and meta["feature_recipe"] == "pair_v2"
     assert meta["preference_mode"] in ("soft", "hard")
@@ -129,7 +135,9 @@ def test_helpfulness_artifact_round_trip(artifact: Path) -> None:
 def test_local_judge_prefers_with_helpfulness_by_default(artifact: Path) -> None:
     folder = artifact.parent
     judge = J.LocalJudge(folder)  # prefer_head="helpfulness", mode from judge.json
-    prefs = judge.prefer(["explain topic3"], ["unrelated chatter. words"], ["topic3 exact solution."])
+    prefs = judge.prefer(
+        ["explain topic3"], ["unrelated chatter. words"], ["topic3 exact solution."]
+    )
     assert prefs[0] > 1.5
     hard = J.LocalJudge(folder, hard_preferences=True).prefer(
         ["explain topic3"], ["unrelated chatter. words"], ["topic3 exact solution."]
@@ -139,3 +147,15 @@ def test_local_judge_prefers_with_helpfulness_by_default(artifact: Path) -> None
         J.LocalJudge(folder, prefer_head="pairwise").prefer(["i"], ["a"], ["b"])
     with pytest.raises(J.JudgeConfigError, match="prefer_head"):
         J.LocalJudge(folder, prefer_head="longest")
+
+
+def test_train_judge_stage_helpfulness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from trinityx.stages import train_judge as stage
+
+    data = _write_data(tmp_path / "data")
+    monkeypatch.setattr(L, "SentenceEncoder", lambda **_: L.HashingEncoder(32))  # no wheel
+    cfg = stage.TrainJudgeConfig("helpfulness", str(data), str(tmp_path / "h"), n_test_generators=3)
+    out = stage.run(cfg)
+    meta = json.loads((out / "judge.json").read_text())
+    assert len(meta["metrics"]["heldout_generators"]) == 3
+    assert "n_test_generators=3" in json.loads((out / "report.json").read_text())["command"]

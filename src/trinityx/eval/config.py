@@ -179,3 +179,5 @@ class TrainJudgeConfig:
     """Seeds the held-out split and the classifier."""
     cache_dir: str | None = None
     """On-disk embedding cache: re-runs (and truth + info) reuse sentence vectors."""
+    n_test_generators: int = 8
+    """helpfulness: whole models held out for validation (a seeded split over generators)."""

@@ -135,7 +135,9 @@ def write_artifact(
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp / "head.safetensors"))
+        save_file(
+            {k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp / "head.safetensors")
+        )
         (tmp / "judge.json").write_text(json.dumps(meta, indent=2) + "\n")
         for name, data in (extra_files or {}).items():
             (tmp / name).write_bytes(data)

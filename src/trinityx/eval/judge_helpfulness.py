@@ -27,7 +27,15 @@ from trinityx.eval.judge_encoders import Encoder
 from trinityx.eval.judge_text_features import ANSWER_FEATURES, PAIR_EXTRA, surface_features
 from trinityx.eval.judge_trees import TreeEnsemble
 
-EMB_FEATURES = ("cos_i_o1", "cos_i_o2", "cos_diff", "cos_o1_o2", "score_o1", "score_o2", "score_diff")
+EMB_FEATURES = (
+    "cos_i_o1",
+    "cos_i_o2",
+    "cos_diff",
+    "cos_o1_o2",
+    "score_o1",
+    "score_o2",
+    "score_diff",
+)
 
 
 def feature_names(n_proj: int) -> list[str]:
@@ -64,7 +72,8 @@ class HelpfulnessJudge:
     def __init__(
         self, meta: dict, trees: TreeEnsemble, lin_w: np.ndarray, proj: np.ndarray, encoder: Encoder
     ) -> None:
-        self.meta, self.trees, self.lin_w, self.proj, self.encoder = meta, trees, lin_w, proj, encoder
+        self.meta, self.trees, self.encoder = meta, trees, encoder
+        self.lin_w, self.proj = lin_w, proj  # (2d,), (k, d)
         self.kind: str = meta["kind"]
 
     def features(

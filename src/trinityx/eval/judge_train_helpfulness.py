@@ -15,10 +15,9 @@ Agreement counts only pairs GPT-4 decided (ties dropped, as the ``pairwise`` jud
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import json
 import tempfile
+from pathlib import Path
 
 import numpy as np
 from sklearn.decomposition import PCA
@@ -59,7 +58,9 @@ def load_annotations(data_dir: Path) -> tuple[list[PairwiseAnnotation], list[Pat
         files.append(data_dir / MORE_FILE)
         anns += read_generator_annotations(data_dir / MORE_FILE)
     folder = data_dir / PER_MODEL_DIR
-    per_model = sorted(f for f in folder.glob("*.json") if not f.name.endswith("_model_outputs.json"))
+    per_model = sorted(
+        f for f in folder.glob("*.json") if not f.name.endswith("_model_outputs.json")
+    )
     for f in per_model:
         anns += read_pairwise_annotations(f)
     files += per_model
@@ -71,9 +72,7 @@ def load_annotations(data_dir: Path) -> tuple[list[PairwiseAnnotation], list[Pat
     return anns, files
 
 
-def generator_split(
-    generators: list[str], n_test: int, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
+def generator_split(generators: list[str], n_test: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Row indices (train, test) with every generator wholly on one side; ``n_test`` models held out."""
     n_gen = len(set(generators))
     if not 0 < n_test < n_gen:
@@ -208,7 +207,9 @@ def train_helpfulness(
     }
     # the harness's default: whichever of soft (1 + p) or hard (1 or 2) preferences gave the
     # smaller median win-rate error on the held-out models
-    soft_better = head["winrate_abs_error_soft"]["median"] <= head["winrate_abs_error_hard"]["median"]
+    soft_better = (
+        head["winrate_abs_error_soft"]["median"] <= head["winrate_abs_error_hard"]["median"]
+    )
     if refit_all:
         trees, w, proj = fit_helpfulness(data, np.arange(len(anns)), seed, n_proj, c, gbm)
     meta = base_meta(

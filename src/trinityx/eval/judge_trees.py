@@ -76,7 +76,9 @@ class TreeEnsemble:
         """Raw logit per row of ``x`` (N, n_features)."""
         x = np.asarray(x, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != self.n_features:
-            raise ValueError(f"tree ensemble expects (N, {self.n_features}) features, got {x.shape}")
+            raise ValueError(
+                f"tree ensemble expects (N, {self.n_features}) features, got {x.shape}"
+            )
         rows = np.arange(len(x))
         out = np.full(len(x), self.baseline)
         for root in self.roots:

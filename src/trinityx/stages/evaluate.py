@@ -57,7 +57,9 @@ def _make_judge(cfg: EvalConfig, s: JudgeSettings):
 
     if s.kind == "local":
         return LocalJudge(
-            resolve_path(cfg, s.path), hard_preferences=s.hard_preferences, prefer_head=s.prefer_head
+            resolve_path(cfg, s.path),
+            hard_preferences=s.hard_preferences,
+            prefer_head=s.prefer_head,
         )
     if s.kind == "hf_classifier":
         label = int(s.unsafe_label) if s.unsafe_label.isdigit() else s.unsafe_label
