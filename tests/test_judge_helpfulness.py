@@ -159,3 +159,11 @@ def test_train_judge_stage_helpfulness(tmp_path: Path, monkeypatch: pytest.Monke
     meta = json.loads((out / "judge.json").read_text())
     assert len(meta["metrics"]["heldout_generators"]) == 3
     assert "n_test_generators=3" in json.loads((out / "report.json").read_text())["command"]
+
+
+def test_train_generators_cannot_include_a_heldout_model(tmp_path: Path) -> None:
+    from trinityx.eval.judge_train_helpfulness import train_helpfulness
+
+    data = _write_data(tmp_path / "data")
+    with pytest.raises(ValueError, match="held out or unknown"):
+        train_helpfulness(data, L.HashingEncoder(16), None, 0, train_generators=GENERATORS)

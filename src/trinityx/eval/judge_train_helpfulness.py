@@ -143,7 +143,9 @@ def fit_helpfulness(
         s1, s2 = (content_scores(data.e_i[idx], e[idx], w) for e in (data.e_1, data.e_2))
     answers = np.vstack([data.e_1[idx], data.e_2[idx]])
     k = min(n_proj, answers.shape[1], len(answers))
-    proj = PCA(n_components=k, random_state=seed).fit(answers).components_.astype(np.float32)
+    proj = np.zeros((0, answers.shape[1]), np.float32)  # (k, d); k = 0: no projection features
+    if k > 0:
+        proj = PCA(n_components=k, random_state=seed).fit(answers).components_.astype(np.float32)
     fwd, rev = data.features(idx, w, proj, (s1, s2))
     y = data.y[idx]
     clf = HistGradientBoostingClassifier(**gbm, random_state=seed, early_stopping=False)
@@ -162,8 +164,13 @@ def train_helpfulness(
     c: float = 1.0,
     refit_all: bool = True,
     gbm: dict | None = None,
+    train_generators: list[str] | None = None,
 ) -> HelpfulnessJudge:
     """Fit on (training generators x training instructions), measure the held-out views, refit.
+
+    ``train_generators`` (default: all but the held-out ones) narrows the training pool, e.g. to
+    the models whose texts are already embedded on a slow CPU; the held-out models are chosen
+    first, over every generator, so the choice does not depend on it.
 
     Returns an unsaved judge whose ``meta["report"]`` holds every held-out number and whose
     ``meta["metrics"]`` the headline ones.
@@ -171,14 +178,23 @@ def train_helpfulness(
     gbm = {**GBM_PARAMS, **(gbm or {})}
     anns, files = load_annotations(data_dir)
     anns = [anns[i] for i in subsample(len(anns), max_rows, seed)]
+    gens = [a.generator for a in anns]
+    _, te_g = generator_split(gens, n_test_generators, seed)
+    held = {gens[i] for i in te_g}
+    if train_generators is not None:
+        bad = sorted(set(train_generators) & held) or sorted(set(train_generators) - set(gens))
+        if bad:
+            raise ValueError(
+                f"train_generators: {bad} are held out or unknown; held out: {sorted(held)}"
+            )
+        pool = held | set(train_generators)
+        anns = [a for a in anns if a.generator in pool]
     data = _Data(anns, enc)
-    tr_g, te_g = generator_split(data.gen.tolist(), n_test_generators, seed)
+    held_gen = np.isin(data.gen, sorted(held))
     gi = GroupShuffleSplit(n_splits=1, test_size=test_frac, random_state=seed)
     _, te_i = next(gi.split(np.zeros(len(anns)), groups=data.ins))
     held_ins = np.zeros(len(anns), bool)
     held_ins[te_i] = True
-    held_gen = np.zeros(len(anns), bool)
-    held_gen[te_g] = True
     fit_idx = np.flatnonzero(~held_gen & ~held_ins)
     trees, w, proj = fit_helpfulness(data, fit_idx, seed, n_proj, c, gbm)
     views = {
@@ -222,6 +238,7 @@ def train_helpfulness(
         split="by generator (seeded GroupShuffleSplit over models) and by instruction",
         preference_mode="soft" if soft_better else "hard",
         n_test_generators=n_test_generators,
+        train_generators=train_generators,
         fit_generators=sorted(set(data.gen[fit_idx].tolist())),
         test_frac=test_frac,
         n_proj=n_proj,
