@@ -166,4 +166,6 @@ def test_train_generators_cannot_include_a_heldout_model(tmp_path: Path) -> None
 
     data = _write_data(tmp_path / "data")
     with pytest.raises(ValueError, match="held out or unknown"):
-        train_helpfulness(data, L.HashingEncoder(16), None, 0, train_generators=GENERATORS)
+        train_helpfulness(
+            data, L.HashingEncoder(16), None, 0, n_test_generators=2, train_generators=GENERATORS
+        )
