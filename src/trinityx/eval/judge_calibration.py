@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trinityx.eval.metrics import win_rate
+from trinityx.eval.metrics import lc_win_rate, win_rate
 
 
 def reliability_table(p: np.ndarray, target: np.ndarray, n_bins: int = 10) -> dict:
@@ -66,14 +66,18 @@ def evaluate_pairs(
     longer = np.sign(np.asarray(len_2) - np.asarray(len_1))
     longer_hit = np.where(longer == 0, 0.5, (longer > 0) == y)
     gens = np.asarray(generators)
+    l1, l2 = np.asarray(len_1), np.asarray(len_2)
     per_gen = {}
     for g in sorted(set(gens.tolist())):
         m = gens == g
         gpt4 = win_rate(pref[m].tolist())
         soft, hard = float(p[m].mean() * 100), float((p[m] >= 0.5).mean() * 100)
+        lc_gpt4 = lc_win_rate(pref[m].tolist(), l2[m].tolist(), l1[m].tolist())
+        lc_judge = lc_win_rate((1.0 + p[m]).tolist(), l2[m].tolist(), l1[m].tolist())
         per_gen[g] = {
             "gpt4": gpt4, "judge_soft": soft, "judge_hard": hard,
             "error_soft": soft - gpt4, "error_hard": hard - gpt4,
+            "lc_gpt4": lc_gpt4, "lc_judge_soft": lc_judge, "error_lc": lc_judge - lc_gpt4,
             "agreement": float(((p[m] >= 0.5) == y[m])[decided[m]].mean()),
             "longer_wins_agreement": float(longer_hit[m][decided[m]].mean()),
             "n": int(m.sum()),
@@ -88,6 +92,7 @@ def evaluate_pairs(
         "per_generator": per_gen,
         "winrate_abs_error_soft": _error_summary([v["error_soft"] for v in per_gen.values()]),
         "winrate_abs_error_hard": _error_summary([v["error_hard"] for v in per_gen.values()]),
+        "lc_winrate_abs_error": _error_summary([v["error_lc"] for v in per_gen.values()]),
     }
 
 
@@ -140,20 +145,23 @@ def report_markdown(meta: dict, command: str) -> str:
         f"harness: **{meta['preference_mode']}**. Calibration on held-out models: "
         f"ECE {head['reliability']['ece']:.3f} (reliability.png).",
         "",
-        "| held-out model | GPT-4 win rate | judge soft | error | judge hard | error | agreement "
-        "| longer wins |",
-        "|---|---|---|---|---|---|---|---|",
+        "| held-out model | GPT-4 win rate | judge soft | error | judge hard | error | GPT-4 LC "
+        "| judge LC | error | agreement | longer wins |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for g, v in head["per_generator"].items():
         lines.append(
             f"| {g} | {v['gpt4']:.1f} | {v['judge_soft']:.1f} | {v['error_soft']:+.1f} | "
-            f"{v['judge_hard']:.1f} | {v['error_hard']:+.1f} | {100 * v['agreement']:.1f}% | "
+            f"{v['judge_hard']:.1f} | {v['error_hard']:+.1f} | {v['lc_gpt4']:.1f} | "
+            f"{v['lc_judge_soft']:.1f} | {v['error_lc']:+.1f} | {100 * v['agreement']:.1f}% | "
             f"{100 * v['longer_wins_agreement']:.1f}% |"
         )
-    for mode in ("soft", "hard"):
-        s = head[f"winrate_abs_error_{mode}"]
+    for key, what in (("winrate_abs_error_soft", "soft win rate"),
+                      ("winrate_abs_error_hard", "hard win rate"),
+                      ("lc_winrate_abs_error", "LC win rate (soft)")):  # fmt: skip
+        s = head[key]
         lines.append(
-            f"\n|error| ({mode}): median {s['median']:.1f}, max {s['max']:.1f}; within ±5 points "
-            f"for {s['within_5']} of {s['n_models']} models."
+            f"\n|error| of the {what}: median {s['median']:.1f}, max {s['max']:.1f}; within ±5 "
+            f"points for {s['within_5']} of {s['n_models']} models."
         )
     return "\n".join(lines) + "\n"
