@@ -181,3 +181,6 @@ class TrainJudgeConfig:
     """On-disk embedding cache: re-runs (and truth + info) reuse sentence vectors."""
     n_test_generators: int = 8
     """helpfulness: whole models held out for validation (a seeded split over generators)."""
+    train_generators: list[str] | None = None
+    """helpfulness: restrict the training pool to these models (null = every model not held out),
+    e.g. to those whose texts are already in the embedding cache on a slow CPU."""

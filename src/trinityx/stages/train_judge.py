@@ -22,14 +22,23 @@ def run(cfg: TrainJudgeConfig) -> Path:
     options: dict = {"cache_dir": cfg.cache_dir} if cfg.cache_dir else {}
     if cfg.kind == "helpfulness":
         options["n_test_generators"] = cfg.n_test_generators
-        options["command"] = (
-            f"trinityx train-judge kind=helpfulness data_dir={cfg.data_dir} out_dir={cfg.out_dir}"
-            f" seed={cfg.seed} n_test_generators={cfg.n_test_generators}"
-            + (f" cache_dir={cfg.cache_dir}" if cfg.cache_dir else "")
-            + (f" max_rows={cfg.max_rows}" if cfg.max_rows else "")
-        )
+        options["train_generators"] = cfg.train_generators
+        options["command"] = _command(cfg)
     out = train_judge(
         cfg.kind, cfg.data_dir, cfg.out_dir, max_rows=cfg.max_rows, seed=cfg.seed, **options
     )
     log.info("judge %s saved to %s", cfg.kind, out)
     return out
+
+
+def _command(cfg: TrainJudgeConfig) -> str:
+    """The CLI line that reproduces this run, quoted in the judge's report."""
+    parts = [f"trinityx train-judge kind={cfg.kind} data_dir={cfg.data_dir} out_dir={cfg.out_dir}",
+             f"seed={cfg.seed} n_test_generators={cfg.n_test_generators}"]  # fmt: skip
+    if cfg.cache_dir:
+        parts.append(f"cache_dir={cfg.cache_dir}")
+    if cfg.max_rows:
+        parts.append(f"max_rows={cfg.max_rows}")
+    if cfg.train_generators:
+        parts.append(f"'train_generators=[{','.join(cfg.train_generators)}]'")
+    return " ".join(parts)
