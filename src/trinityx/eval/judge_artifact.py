@@ -2,8 +2,9 @@
 
 Artifact = a folder with ``judge.json`` (kind, encoder, feature recipe, metrics, data files + sha256)
 and ``head.safetensors`` (coef/intercept/classes, plus the TruthfulQA reference table when the
-recipe uses one): no pickle, so loading a judge cannot run code. Saving is atomic (a temp folder
-beside the target, then a rename).
+recipe uses one; for the ``pair_v2`` helpfulness judge the boosted trees, linear content head and
+projection, see ``judge_helpfulness``): no pickle, so loading a judge cannot run code. Saving is
+atomic (``write_artifact``: a temp folder beside the target, then a rename).
 """
 
 from __future__ import annotations
