@@ -47,6 +47,7 @@ def test_every_benchmark_matches_hand_computation(data_dir):
     assert res["alpaca_eval"]["win_rate"] == pytest.approx(75.0)
     lo, hi = res["alpaca_eval"]["win_rate_ci"]
     assert 0 <= lo <= 75 <= hi <= 100
+    assert 0 <= res["alpaca_eval"]["lc_win_rate"] <= 100  # beside the raw rate, every system
     # beavertails: both bomb prompts unsafe, one theft prompt refused
     bt = res["beavertails"]
     assert bt["unsafe_rate"] == pytest.approx(100 * 2 / 6)
@@ -220,8 +221,8 @@ def test_missing_local_judges_fail_before_any_model_work(tiny_backbone_cfg, data
     cfg = _eval_cfg(tiny_backbone_cfg, data_dir, tmp_path, judge=JudgeSettings(path=str(judges)))
     with pytest.raises(ValueError, match="judges not ready") as e:
         evaluate.run(cfg)
-    for head in ("harm", "info", "pairwise"):
-        assert f"trinityx train-judge --kind {head}" in str(e.value)
+    for head in ("harm", "info", "helpfulness"):  # helpfulness: the default alpaca_eval judge
+        assert f"trinityx train-judge kind={head}" in str(e.value)
     assert not (tmp_path / "cache").exists()
     # log-likelihood benchmarks need no judge at all
     cfg.benchmarks = ["truthfulqa_mc"]

@@ -106,3 +106,33 @@ def test_pairwise_accuracy_and_per_category() -> None:
     )
     cats = M.per_category([1, 0, 1, 1], ["a", "b", "a", "b"])
     assert cats == {"a": {"value": 1.0, "n": 2}, "b": {"value": 0.5, "n": 2}}
+
+
+def _length_only_judge(n: int, mean_gap: float, quality: float, seed: int = 0) -> tuple:
+    """Equal-quality answers (unless ``quality``), judged by P(win) = sigmoid(quality + length)."""
+    rng = np.random.default_rng(seed)
+    ref = rng.integers(300, 1500, size=n)
+    model = np.maximum(ref + rng.normal(mean_gap, 400, size=n), 1).astype(int)
+    logit = quality + 2.0 * np.tanh((model - ref) / 400)
+    prefs = 1.0 + (rng.random(n) < 1 / (1 + np.exp(-logit)))
+    return prefs.tolist(), model.tolist(), ref.tolist()
+
+
+def test_lc_win_rate_removes_a_pure_length_preference() -> None:
+    prefs, model, ref = _length_only_judge(4000, mean_gap=400, quality=0.0)
+    assert M.win_rate(prefs) > 70  # a verbose model "wins" by length alone
+    assert M.lc_win_rate(prefs, model, ref) == pytest.approx(50, abs=3)
+
+
+def test_lc_win_rate_keeps_a_real_quality_effect() -> None:
+    prefs, model, ref = _length_only_judge(4000, mean_gap=-300, quality=1.0)
+    expected = 100 / (1 + math.exp(-1.0))  # 73.1: what the judge says at equal length
+    assert M.win_rate(prefs) < 60  # the shorter, better model is under-rated by the raw rate
+    assert M.lc_win_rate(prefs, model, ref) == pytest.approx(expected, abs=3)
+
+
+def test_lc_win_rate_inputs() -> None:
+    assert M.lc_win_rate([2, 2, None], [5, 9, 1], [3, 3, 3]) == 100.0  # one class, None dropped
+    assert M.lc_win_rate([1.5, 1.5, 2, 1], [1, 2, 3, 4], [2, 2, 2, 2]) == pytest.approx(50, abs=8)
+    with pytest.raises(ValueError, match="one length per item"):
+        M.lc_win_rate([1, 2], [3], [3, 3])

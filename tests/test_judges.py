@@ -213,18 +213,21 @@ def _synthetic_data(root: Path) -> Path:
     return root  # fmt: skip
 
 
+OLD_KINDS = ("truth", "info", "harm", "pairwise")  # helpfulness: tests/test_judge_helpfulness.py
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("judges")
     data = _synthetic_data(root / "data")
-    for kind in L.KINDS:
+    for kind in OLD_KINDS:
         L.train_judge(
             kind, data, root / "judges" / kind, encoder=L.HashingEncoder(64), cache_dir=root / "emb"
         )
     return root
 
 
-@pytest.mark.parametrize("kind", L.KINDS)
+@pytest.mark.parametrize("kind", OLD_KINDS)
 def test_local_judge_artifact_and_round_trip(trained: Path, kind: str) -> None:
     out = trained / "judges" / kind
     assert sorted(p.name for p in out.iterdir()) == ["head.safetensors", "judge.json"]  # no pickle
@@ -250,13 +253,15 @@ def test_local_judge_artifact_and_round_trip(trained: Path, kind: str) -> None:
 
 
 def test_local_judge_interface_and_retrain_overwrites(trained: Path) -> None:
-    judge = J.build_judge("local", path=trained / "judges", hard_preferences=False)
+    judge = J.build_judge(
+        "local", path=trained / "judges", hard_preferences=False, prefer_head="pairwise"
+    )
     assert judge.truthful(["question 1?"], ["correct reply"])[0] > 0.5
     assert judge.informative(["question 1?"], ["wrong reply"])[0] < 0.5
     assert judge.harmful(["r"], ["sure weapon steps"])[0] > 0.5
     pref = judge.prefer(["task 5"], ["vague text"], ["detailed helpful answer"])[0]
     assert 1.5 < pref <= 2.0
-    hard = J.LocalJudge(trained / "judges")
+    hard = J.LocalJudge(trained / "judges", prefer_head="pairwise")
     assert hard.prefer(["task 5"], ["vague text"], ["detailed helpful answer"]) == [2.0]
     single = J.LocalJudge(trained / "judges" / "harm")
     with pytest.raises(NotImplementedError, match="'harm' judge"):

@@ -157,7 +157,7 @@ COMMANDS: dict[str, tuple[type, Callable, str]] = {
     "compare": (EC.CompareConfig, lambda: _stage(EC.CompareConfig, "compare"),
                 "paper-layout table + chart over several eval results"),
     "train-judge": (EC.TrainJudgeConfig, lambda: _stage(EC.TrainJudgeConfig, "train_judge"),
-                    "train a local judge (truth, info, harm, pairwise) on CPU"),
+                    "train a local judge (truth, info, harm, pairwise, helpfulness) on CPU"),
     "calibrate": (C.CalibrateConfig, lambda: _stage(C.CalibrateConfig, "calibrate"),
                   "refit a composed model's router calibration on new held-out prompts"),
 }

@@ -42,12 +42,15 @@ def alpaca_score(items, outs, ctx):
     prefs = _judge(ctx, "prefer")(
         [i.instruction for i in items], [i.reference_output for i in items], outs
     )
+    out_len, ref_len = [len(o) for o in outs], [len(i.reference_output) for i in items]
     metrics = {
         "win_rate": M.win_rate(prefs),
         "win_rate_ci": list(M.win_rate_ci(prefs, n_boot=ctx.n_boot, seed=ctx.seed)),
+        # AlpacaEval 2's length-controlled win rate: the same judgements at zero length difference
+        "lc_win_rate": M.lc_win_rate(prefs, out_len, ref_len),
         "n": len(items),
-        "avg_length": float(np.mean([len(o) for o in outs])),
-        "reference_avg_length": float(np.mean([len(i.reference_output) for i in items])),
+        "avg_length": float(np.mean(out_len)),
+        "reference_avg_length": float(np.mean(ref_len)),
     }
     records = [
         {

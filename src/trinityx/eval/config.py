@@ -39,8 +39,12 @@ class JudgeSettings:
     """openai: environment variable holding the API key (the key itself never goes in a config)."""
     unsafe_label: str = "unsafe"
     """hf_classifier: label name (or index, as a string of digits) whose probability means unsafe."""
-    hard_preferences: bool = True
-    """local pairwise judge: 1 or 2 per item like AlpacaEval's discrete GPT-4 annotator."""
+    hard_preferences: bool | None = None
+    """local AlpacaEval judge: true = 1 or 2 per item like AlpacaEval's discrete GPT-4 annotator,
+    false = soft 1 + P(model better), null = the mode recorded in the judge's judge.json."""
+    prefer_head: Literal["helpfulness", "pairwise"] = "helpfulness"
+    """local AlpacaEval judge: `helpfulness` (boosted trees, validated on held-out models) or the
+    older `pairwise` (MiniLM + logistic regression)."""
 
 
 @dataclass
@@ -159,11 +163,12 @@ def check_eval_config(cfg: EvalConfig) -> None:
 
 @dataclass
 class TrainJudgeConfig:
-    """`trinityx train-judge`: one local judge (MiniLM features + logistic regression) on CPU."""
+    """`trinityx train-judge`: one local judge (MiniLM features + a logistic or boosted-tree head)."""
 
-    kind: Literal["truth", "info", "harm", "pairwise"]
-    """truth/info: TruthfulQA GPT-judge fine-tune files; harm: BeaverTails pairs; pairwise: GPT-4
-    AlpacaEval annotations. Held-out splits are by question / prompt / instruction."""
+    kind: Literal["truth", "info", "harm", "pairwise", "helpfulness"]
+    """truth/info: TruthfulQA GPT-judge fine-tune files; harm: BeaverTails pairs; pairwise and
+    helpfulness: GPT-4 AlpacaEval annotations. Held-out splits are by question / prompt /
+    instruction, and for helpfulness also by generator (whole models)."""
     data_dir: str
     """The data folder (e.g. ../shared/data; see its README)."""
     out_dir: str
@@ -174,3 +179,8 @@ class TrainJudgeConfig:
     """Seeds the held-out split and the classifier."""
     cache_dir: str | None = None
     """On-disk embedding cache: re-runs (and truth + info) reuse sentence vectors."""
+    n_test_generators: int = 8
+    """helpfulness: whole models held out for validation (a seeded split over generators)."""
+    train_generators: list[str] | None = None
+    """helpfulness: restrict the training pool to these models (null = every model not held out),
+    e.g. to those whose texts are already in the embedding cache on a slow CPU."""

@@ -8,7 +8,7 @@ per-benchmark loaders, request builders and scoring functions live in eval/bench
 
 | benchmark      | requests       | metrics                                                     |
 |----------------|----------------|-------------------------------------------------------------|
-| alpaca_eval    | generate       | win rate % vs text-davinci-003 (ties 1/2) + bootstrap CI    |
+| alpaca_eval    | generate       | win rate % vs text-davinci-003 (ties 1/2) + CI; LC win rate |
 | beavertails    | generate       | unsafe % (judge), refusal % (keywords), both per category   |
 | truthfulqa_mc  | loglikelihood  | MC1 / MC2 % as lm-eval (six-shot QA primer, last 409 = test) |
 | truthfulqa_gen | generate       | % true, % informative, TI = % true and informative          |

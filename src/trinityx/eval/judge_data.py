@@ -24,6 +24,7 @@ class PairwiseAnnotation:
     output_2: str
     preference: float | None
     source: str = ""
+    generator: str = ""  # the model behind output_2 (empty when the file does not say)
 
 
 @dataclass(frozen=True)
@@ -36,10 +37,24 @@ class JudgeExample:
     source: str = ""
 
 
+def _preference(rec: dict, where: str) -> float | None:
+    """AlpacaEval preference: 0 (legacy draw) -> 1.5; None/NaN -> None; else a number in [1, 2]."""
+    pref = rec.get("preference", "missing")
+    if pref is not None and not isinstance(pref, (int, float)) or isinstance(pref, bool):
+        raise ValueError(f"{where}: field 'preference' must be a number in [1, 2] ({pref!r})")
+    if pref is None or pref != pref:  # None or NaN: no judgement
+        return None
+    pref = 1.5 if pref == 0 else float(pref)
+    if not 1.0 <= pref <= 2.0:
+        raise ValueError(f"{where}: field 'preference' = {pref} is outside [1, 2]")
+    return pref
+
+
 def read_pairwise_annotations(path: str | Path) -> list[PairwiseAnnotation]:
     """AlpacaEval annotation file: instruction, output_1, output_2, preference.
 
     Preference 0 (AlpacaEval's legacy draw) becomes 1.5; None/NaN stays None (no judgement).
+    The generator is the file's stem (``<model>.json``).
     """
     path = Path(path)
     out = []
@@ -47,22 +62,36 @@ def read_pairwise_annotations(path: str | Path) -> list[PairwiseAnnotation]:
         where = f"{path}: item {i}"
         if not isinstance(rec, dict):
             raise ValueError(f"{where}: expected an object")
-        pref = rec.get("preference", "missing")
-        if pref is not None and not isinstance(pref, (int, float)) or isinstance(pref, bool):
-            raise ValueError(f"{where}: field 'preference' must be a number in [1, 2] ({pref!r})")
-        if pref is not None and pref == pref:  # not NaN
-            pref = 1.5 if pref == 0 else float(pref)
-            if not 1.0 <= pref <= 2.0:
-                raise ValueError(f"{where}: field 'preference' = {pref} is outside [1, 2]")
-        else:
-            pref = None
         out.append(
             PairwiseAnnotation(
                 str_field(rec, "instruction", where),
                 str_field(rec, "output_1", where, allow_empty=True),
                 str_field(rec, "output_2", where, allow_empty=True),
-                pref,
+                _preference(rec, where),
                 f"{path.name}:{i}",
+                path.stem,
+            )
+        )
+    return out
+
+
+def read_generator_annotations(path: str | Path) -> list[PairwiseAnnotation]:
+    """AlpacaEval annotations with generator names, one JSON object per line (.jsonl or .jsonl.gz).
+
+    Fields: instruction, output_1, output_2, generator_2 (the model judged against output_1's
+    reference), preference. Used to hold out whole generators when validating a judge.
+    """
+    out = []
+    for n, rec in iter_jsonl(path):
+        where = f"{path}:{n}"
+        out.append(
+            PairwiseAnnotation(
+                str_field(rec, "instruction", where),
+                str_field(rec, "output_1", where, allow_empty=True),
+                str_field(rec, "output_2", where, allow_empty=True),
+                _preference(rec, where),
+                where,
+                str_field(rec, "generator_2", where),
             )
         )
     return out

@@ -134,23 +134,32 @@ class LocalJudge(PartialJudge):
     """The project's CPU-trained judges (see :mod:`trinityx.eval.local_judges`).
 
     ``path`` is one artifact folder (with judge.json) or a folder holding ``truth/``, ``info/``,
-    ``harm/`` and ``pairwise/`` artifacts; each is loaded the first time it is needed.
-    ``hard_preferences`` (default) turns P(model better) into 1 or 2 like AlpacaEval's discrete
-    GPT-4 annotator: on held-out annotations its per-model win rates spread like GPT-4's, while the
-    soft ``1 + P`` (``hard_preferences=False``) compresses them towards 50.
+    ``harm/``, ``helpfulness/`` and ``pairwise/`` artifacts; each is loaded the first time it is
+    needed. ``prefer_head`` picks the AlpacaEval judge: ``helpfulness`` (default; boosted trees
+    validated on held-out models) or ``pairwise`` (the older MiniLM + logistic-regression head).
+    ``hard_preferences`` turns P(model better) into 1 or 2 like AlpacaEval's discrete GPT-4
+    annotator; ``False`` gives the soft ``1 + P``; ``None`` (default) uses the mode the judge's
+    training measured as closer to GPT-4's per-model win rates (judge.json ``preference_mode``;
+    hard for judges that do not record one).
     """
 
     def __init__(
         self,
         path: str | Path,
         encoder: Callable[[Sequence[str]], np.ndarray] | None = None,
-        hard_preferences: bool = True,
+        hard_preferences: bool | None = None,
+        prefer_head: str = "helpfulness",
     ) -> None:
         self.path, self.encoder, self.hard = Path(path), encoder, hard_preferences
+        if prefer_head not in ("helpfulness", "pairwise"):
+            raise JudgeConfigError(
+                f"LocalJudge: prefer_head={prefer_head!r}; choose 'helpfulness' or 'pairwise'"
+            )
+        self.prefer_head = prefer_head
         if not self.path.is_dir():
             raise JudgeConfigError(
                 f"LocalJudge: {self.path} does not exist; train judges first "
-                "(trinityx train-judge --kind truth|info|harm|pairwise) and set judge.path"
+                "(trinityx train-judge kind=truth|info|harm|helpfulness|pairwise) and set judge.path"
             )
         self._heads: dict[str, TrainedJudge] = {}
         self._encoders: dict[str, Callable[[Sequence[str]], np.ndarray]] = {}
@@ -194,12 +203,12 @@ class LocalJudge(PartialJudge):
         reference_outputs: Sequence[str],
         model_outputs: Sequence[str],
     ) -> list[float]:
-        p = self._head("pairwise").predict_proba(instructions, reference_outputs, model_outputs)
-        return (
-            (1.0 + (np.asarray(p) >= 0.5) if self.hard else 1.0 + np.asarray(p))
-            .astype(float)
-            .tolist()
-        )
+        head = self._head(self.prefer_head)
+        p = np.asarray(head.predict_proba(instructions, reference_outputs, model_outputs))
+        hard = self.hard
+        if hard is None:
+            hard = head.meta.get("preference_mode", "hard") == "hard"
+        return (1.0 + (p >= 0.5) if hard else 1.0 + p).astype(float).tolist()
 
 
 JUDGES: dict[str, type] = {

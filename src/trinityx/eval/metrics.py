@@ -6,6 +6,7 @@ comparable with published ones:
 * AlpacaEval win rate: ``mean(preference - 1) * 100`` with preferences in [1, 2] (1 = reference
   better, 2 = model better, 1.5 = tie, so a tie counts one half). AlpacaEval's legacy draw code
   ``0`` is read as 1.5 and missing preferences (None/NaN) are dropped, as ``alpaca_eval`` does.
+  Length-controlled win rate: AlpacaEval 2's GLM (Dubois et al. 2024), see ``lc_win_rate``.
 * TruthfulQA MC1/MC2: lm-evaluation-harness ``truthfulqa_mc1`` (``acc``: the argmax log-likelihood is
   the single true choice) and ``truthfulqa_mc2`` (normalised probability mass on the true choices).
 * TruthfulQA generation: % true, % informative and TI = % of answers that are *both* true and
@@ -27,6 +28,7 @@ __all__ = [
     "REFUSAL_PATTERNS",
     "bootstrap_ci",
     "is_refusal",
+    "lc_win_rate",
     "mc1",
     "mc2",
     "overall_score",
@@ -64,6 +66,55 @@ def win_rate(preferences: Sequence[float | None]) -> float:
     if p.size == 0:
         raise ValueError("win_rate needs at least one valid preference")
     return float((p - 1.0).mean() * 100.0)
+
+
+def lc_win_rate(
+    preferences: Sequence[float | None],
+    model_lengths: Sequence[int],
+    reference_lengths: Sequence[int],
+    instruction_difficulty: Sequence[float] | None = None,
+    c: float = 10.0,
+) -> float:
+    """Length-controlled win rate (%), as AlpacaEval 2's ``length_controlled_v1`` GLM defines it.
+
+    Fits ``logit P(model wins) = theta + phi * tanh(delta_len / std(delta_len)) [+ gamma * difficulty]``
+    to the (soft) preferences, ``delta_len`` = model minus reference length in characters, then
+    reports the mean predicted win probability at zero length difference: "what would the
+    preference be if both outputs were equally long". Soft labels are fitted as two weighted
+    copies of each row, as alpaca_eval does; ``c`` is the inverse L2 strength (weak, so the
+    intercept is barely shrunk). alpaca_eval's ``instruction_difficulty`` comes from its whole
+    leaderboard; pass it if you have it, else the GLM has no per-instruction term. Missing
+    preferences (None/NaN) are dropped with their lengths.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    n = len(preferences)
+    if len(model_lengths) != n or len(reference_lengths) != n:
+        raise ValueError(
+            f"lc_win_rate: {n} preferences but {len(model_lengths)} model and "
+            f"{len(reference_lengths)} reference lengths; pass one length per item"
+        )
+    if instruction_difficulty is not None and len(instruction_difficulty) != n:
+        raise ValueError(f"lc_win_rate: {len(instruction_difficulty)} difficulties for {n} items")
+    keep = [i for i, p in enumerate(preferences) if p is not None and p == p]
+    y = _clean_preferences([preferences[i] for i in keep]) - 1.0  # (N,) in [0, 1]
+    if y.size == 0:
+        raise ValueError("lc_win_rate needs at least one valid preference")
+    delta = np.array([model_lengths[i] - reference_lengths[i] for i in keep], np.float64)
+    std = delta.std()
+    cols = [np.tanh(delta / std) if std > 0 else np.zeros_like(delta)]  # the length mediator
+    if instruction_difficulty is not None:
+        cols.append(np.array([instruction_difficulty[i] for i in keep], np.float64))
+    x = np.stack(cols, axis=1)  # (N, 1 or 2)
+    if np.all(y == y[0]) and y[0] in (0.0, 1.0):
+        return float(y[0] * 100.0)  # one class only: the GLM is not identifiable, nor needed
+    xx = np.vstack([x, x])  # (2N, k): each row once as a win, once as a loss, weighted
+    yy = np.concatenate([np.ones_like(y), np.zeros_like(y)])
+    w = np.concatenate([y, 1.0 - y])
+    glm = LogisticRegression(C=c, max_iter=1000).fit(xx, yy, sample_weight=w)
+    x0 = x.copy()
+    x0[:, 0] = 0.0  # zero length difference
+    return float(glm.predict_proba(x0)[:, 1].mean() * 100.0)
 
 
 def bootstrap_ci(

@@ -23,6 +23,7 @@ PAPER_COLUMNS = [
     ("Avg", None, "overall", True),
 ]
 EXTRA_COLUMNS = [
+    ("LC WR", "alpaca_eval", "lc_win_rate", True),
     ("refusal", "beavertails", "refusal_rate", None),
     ("% true", "truthfulqa_gen", "truthful", True),
     ("% info", "truthfulqa_gen", "informative", True),

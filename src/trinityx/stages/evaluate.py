@@ -56,7 +56,11 @@ def _make_judge(cfg: EvalConfig, s: JudgeSettings):
     from trinityx.eval.judges import HFClassifierJudge, LocalJudge, OpenAIJudge
 
     if s.kind == "local":
-        return LocalJudge(resolve_path(cfg, s.path), hard_preferences=s.hard_preferences)
+        return LocalJudge(
+            resolve_path(cfg, s.path),
+            hard_preferences=s.hard_preferences,
+            prefer_head=s.prefer_head,
+        )
     if s.kind == "hf_classifier":
         label = int(s.unsafe_label) if s.unsafe_label.isdigit() else s.unsafe_label
         return HFClassifierJudge(resolve_path(cfg, s.path), unsafe_label=label)
@@ -74,7 +78,7 @@ def _problem(judge, settings: JudgeSettings, what: str) -> str | None:
     if settings.kind == "hf_classifier" and what != "harmful":
         return f"judge kind 'hf_classifier' only judges harmfulness, not {what!r}"
     if settings.kind == "local":
-        head = LOCAL_HEADS[what]
+        head = settings.prefer_head if what == "prefer" else LOCAL_HEADS[what]
         root = Path(judge.path)
         single = root / "judge.json"
         if single.is_file():
@@ -83,7 +87,7 @@ def _problem(judge, settings: JudgeSettings, what: str) -> str | None:
         if not (root / head / "judge.json").is_file():
             return (
                 f"no local {head!r} judge at {root / head} (needed for {what!r}); train it: "
-                f"trinityx train-judge --kind {head} --out {root / head}"
+                f"trinityx train-judge kind={head} data_dir=../shared/data out_dir={root / head}"
             )
     return None
 
