@@ -54,6 +54,10 @@ def test_bench_end_to_end_all_systems(cache_dir, tmp_path):
         assert row["params"] > 0 and row["param_bytes"] >= 4 * row["params"] // 2
         assert len(row["prefill_ms_all"]) == 1 and row["prefill_ms"] > 0
         assert {"decode_ms_b1", "decode_ms_b2", "decode_tps_b2", "decode_cpu_ms_b1"} <= set(row)
+    # the honest floor: every system holds its weights in memory, in one dtype
+    assert all(r["weights"]["file_mapped_bytes"] == 0 for r in rows.values())
+    assert len({d for r in rows.values() for d in r["weights"]["dtypes"]}) == 1
+    assert "floor: every system holds its weights in memory" in (out / "bench.txt").read_text()
     # decode medians are (t(n) - t(1)) / (n - 1) of the raw repeats
     assert rows["base"]["decode_ms_b1"] == rows["base"]["decode_ms_b1_all"][0]
     # weights: merged = base, H3Fusion holds 3 FFN copies, the ensemble 3 models

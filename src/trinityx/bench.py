@@ -32,7 +32,14 @@ from tqdm.auto import tqdm
 
 from trinityx.bench_checks import run_checks
 from trinityx.bench_report import compute_ratios, evaluate_targets, format_table, plot
-from trinityx.bench_systems import SYSTEMS, BenchSpec, System, build_system, count_params
+from trinityx.bench_systems import (
+    SYSTEMS,
+    BenchSpec,
+    System,
+    build_system,
+    count_params,
+    weight_storage,
+)
 from trinityx.bench_systems import probe_memory as _probe_memory
 
 _PROMPT = (  # the question comes last, so prompts cut to their last tokens still differ
@@ -58,6 +65,7 @@ METRIC_NOTES = {
     "decode_cpu_ms_bB": "the same in process CPU time (less sensitive to other load)",
     "peak_mb": "peak memory over build + one decode at the largest batch, fresh process",
     "params / param_bytes": "distinct parameters + buffers of the system's modules",
+    "weights": "dtypes, devices and bytes read through a file mapping (0: held in memory)",
 }
 
 
@@ -76,7 +84,7 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     )
     p.add_argument("--repeats", type=int, default=5, help="interleaved repeats (medians)")
     p.add_argument("--batch-sizes", default="1,8", help="decode batch sizes, comma list")
-    p.add_argument("--new-tokens", type=int, default=32, help="greedy tokens per timed decode")
+    p.add_argument("--new-tokens", type=int, default=64, help="greedy tokens per timed decode")
     p.add_argument("--prompt-tokens", type=int, default=64, help="prompt length in tokens")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
@@ -187,6 +195,7 @@ def _summarise(system: System, r: dict, batch_sizes: list[int], n: int) -> dict:
         "note": system.note,
         "params": params,
         "param_bytes": nbytes,
+        "weights": weight_storage(system.modules),
         "prefill_ms": _median(r["prefill"]),
         "prefill_ms_all": r["prefill"],
     }

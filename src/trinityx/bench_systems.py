@@ -161,6 +161,37 @@ def count_params(modules: list[nn.Module]) -> tuple[int, int]:
     return n, nbytes
 
 
+def weight_storage(modules: list[nn.Module]) -> dict:
+    """How a system holds its weights: dtypes, device and the bytes read through a file mapping.
+
+    The honest floor of issue 15: every system, base included, must hold its weights the same
+    way (in process memory, one dtype), or speed ratios compare memory layouts, not systems.
+    """
+    mapped: list[tuple[int, int]] = []
+    maps = Path("/proc/self/maps")
+    if maps.exists():
+        for line in maps.read_text().splitlines():
+            parts = line.split()
+            if len(parts) >= 6 and parts[5].startswith("/") and "-" in parts[0]:
+                lo, hi = (int(x, 16) for x in parts[0].split("-"))
+                if parts[5].endswith((".safetensors", ".bin", ".pt", ".gguf")):
+                    mapped.append((lo, hi))
+    dtypes: set[str] = set()
+    devices: set[str] = set()
+    mapped_bytes = 0
+    seen: set[int] = set()
+    for m in modules:
+        for t in m.parameters():
+            if t.data_ptr() in seen:
+                continue
+            seen.add(t.data_ptr())
+            dtypes.add(str(t.dtype).removeprefix("torch."))
+            devices.add(t.device.type)
+            if any(lo <= t.data_ptr() < hi for lo, hi in mapped):
+                mapped_bytes += t.numel() * t.element_size()
+    return {"dtypes": sorted(dtypes), "devices": sorted(devices), "file_mapped_bytes": mapped_bytes}
+
+
 # --------------------------------------------------------------------------- memory probe
 def _status_kb(field_name: str) -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
