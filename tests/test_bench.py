@@ -67,6 +67,7 @@ def test_bench_end_to_end_all_systems(cache_dir, tmp_path):
     checks = report["checks"]
     assert set(checks) == {
         "sequence_vs_merged",
+        "sequence_folded_vs_unfolded",
         "token_onehot_vs_merged_onehot",
         "base_vs_experts_off",
     }
@@ -168,3 +169,15 @@ def test_prompts_have_the_requested_length(tiny_backbone):
     assert not torch.equal(ids[0], ids[1])
     with pytest.raises(ValueError, match="unknown system"):
         run_bench(_args("/nonexistent", "/tmp/x", "--systems", "base,nope"))
+
+
+def test_unfolded_sequence_system_is_opt_in_and_agrees(cache_dir, tmp_path):
+    """The fused path that folding replaces can be timed beside it (--systems), same tokens."""
+    names = "base,trinityx-sequence,trinityx-sequence-unfolded"
+    report = run_bench(
+        _args(cache_dir, tmp_path / "b", "--no-memory", "--systems", names, "--new-tokens", "9")
+    )
+    rows = report["systems"]
+    assert list(rows) == names.split(",") and all(r["available"] for r in rows.values())
+    assert "fold=False" in rows["trinityx-sequence-unfolded"]["note"]
+    assert report["checks"]["sequence_folded_vs_unfolded"]["identical"]

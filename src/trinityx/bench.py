@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from trinityx.bench_checks import run_checks
 from trinityx.bench_report import compute_ratios, evaluate_targets, format_table, plot
 from trinityx.bench_systems import (
+    EXTRA_SYSTEMS,
     SYSTEMS,
     BenchSpec,
     System,
@@ -80,7 +81,9 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     )
     p.add_argument("--data-dir", default=None, help="unused (speed does not depend on data)")
     p.add_argument(
-        "--systems", default=",".join(SYSTEMS), help="comma list, subset of " + ",".join(SYSTEMS)
+        "--systems",
+        default=",".join(SYSTEMS),
+        help="comma list, subset of " + ",".join(SYSTEMS + EXTRA_SYSTEMS),
     )
     p.add_argument("--repeats", type=int, default=5, help="interleaved repeats (medians)")
     p.add_argument("--batch-sizes", default="1,8", help="decode batch sizes, comma list")
@@ -217,9 +220,11 @@ def run_bench(args: argparse.Namespace) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     names = [s.strip() for s in args.systems.split(",") if s.strip()]
-    unknown = sorted(set(names) - set(SYSTEMS))
+    unknown = sorted(set(names) - set(SYSTEMS + EXTRA_SYSTEMS))
     if unknown:
-        raise ValueError(f"unknown system(s) {unknown}; choose from {list(SYSTEMS)}")
+        raise ValueError(
+            f"unknown system(s) {unknown}; choose from {list(SYSTEMS + EXTRA_SYSTEMS)}"
+        )
     batch_sizes = [int(b) for b in str(args.batch_sizes).split(",")]
     n = args.new_tokens
     if n < 2:
