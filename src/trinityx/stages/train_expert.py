@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import shutil
 from pathlib import Path
@@ -112,11 +113,25 @@ def probe_logits(model, tokenizer) -> list[float]:
     return logits.tolist()
 
 
+def _is_main_process() -> bool:
+    """Rank 0, or a plain single-process run (`accelerate launch` / torchrun set RANK)."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def _finish(trainer, work: Path) -> list[dict]:
-    trainer.model.save_pretrained(work / "final")
-    (work / "final" / "probe.json").write_text(
-        json.dumps(probe_logits(trainer.model, trainer.processing_class))
-    )
+    """Save the adapter and its probe from rank 0; every rank waits until they are on disk.
+
+    Under DeepSpeed ZeRO-3 the weights are sharded across ranks, so every rank joins the
+    gather (`get_state_dict`, needs `zero3_save_16bit_model: true`) and the probe forward.
+    """
+    sharded = trainer.is_deepspeed_enabled
+    main = trainer.is_world_process_zero()
+    state = trainer.accelerator.get_state_dict(trainer.model_wrapped) if sharded else None
+    probe = probe_logits(trainer.model, trainer.processing_class) if main or sharded else None
+    if main:
+        trainer.model.save_pretrained(work / "final", state_dict=state)
+        (work / "final" / "probe.json").write_text(json.dumps(probe))
+    trainer.accelerator.wait_for_everyone()
     return trainer.state.log_history
 
 
@@ -211,6 +226,8 @@ def run(cfg: TrainExpertConfig, callbacks: list | None = None) -> Path:
 
     `callbacks`: extra transformers `TrainerCallback`s (logging, early stopping, ...). Rerunning
     after an interruption resumes from the last checkpoint in `<output_dir>.partial/`.
+    Data parallel under `accelerate launch` / torchrun (DDP): the global batch is
+    batch_size x grad_accum x processes; rank 0 alone measures, saves and writes the artifact.
     """
     out = Path(cfg.output_dir)
     if out.exists() and not cfg.overwrite:
@@ -226,16 +243,20 @@ def run(cfg: TrainExpertConfig, callbacks: list | None = None) -> Path:
     train, heldout = _split_heldout(cfg, records)
     heldout_sft = _as_sft(heldout)
     work = out.with_name(out.name + ".partial")
+    main = _is_main_process()
     work.mkdir(parents=True, exist_ok=True)
-    (work / "config.yaml").write_text(dump_yaml(cfg))
-
     samples = [ex.messages for ex in heldout_sft[:2]]
     samples += [({"role": "user", "content": p},) for p in cfg.sample_prompts]
-    before = {
-        "heldout_loss": masked_lm_loss(backbone.model, backbone.tokenizer, heldout_sft)
-        if heldout_sft else None,
-        "answers": generate_greedy(backbone.model, backbone.tokenizer, samples, cfg.max_new_tokens),
-    }
+    before = {}
+    if main:  # the other ranks wait for it in the trainer's first collective
+        (work / "config.yaml").write_text(dump_yaml(cfg))
+        before = {
+            "heldout_loss": masked_lm_loss(backbone.model, backbone.tokenizer, heldout_sft)
+            if heldout_sft else None,
+            "answers": generate_greedy(
+                backbone.model, backbone.tokenizer, samples, cfg.max_new_tokens
+            ),
+        }
 
     history: dict[str, list[dict]] = {}
     adapter: Path | None = None
@@ -253,6 +274,8 @@ def run(cfg: TrainExpertConfig, callbacks: list | None = None) -> Path:
         backbone = load_backbone(cfg.backbone, for_training=True)  # fresh, un-wrapped base
         history["dpo"] = _train_dpo(cfg, backbone, train_pairs, dpo_dir, device, adapter, callbacks)
         adapter = dpo_dir / "final"
+    if not main:
+        return out  # rank 0 writes the artifact
 
     from peft import PeftModel
 
