@@ -10,8 +10,9 @@ so decoding runs the bare backbone's kernels, with no LoRA matmuls and no Python
 module back on exit. W0 itself is never written, so the restore is bit-exact (nothing is
 subtracted back out). The cost is one rank-R matmul per target and one weight copy per target
 held for the call (SmolLM2-135M: ~460 ms CPU and +400 MB), so `generate` folds only when the
-call is long enough to pay it back (FOLD_MIN_NEW_TOKENS). `export.merged_view` and the exports use the
-same `merged_linear`, so a folded generation and a merged export compute the same weights.
+call is long enough to pay it back (FOLD_MIN_NEW_TOKENS). `export.merged_view` and the
+exports use the same `merged_linear`, so a folded generation and a merged export compute the
+same weights.
 """
 
 from __future__ import annotations
