@@ -49,8 +49,13 @@ def targets_for(model: TrinityXModel, examples: Sequence[RoutingExample]) -> tor
     return torch.tensor(rows)
 
 
-def _batches(model: TrinityXModel, examples: Sequence[RoutingExample], batch_size: int,
-             max_length: int, order: Sequence[int] | None = None):
+def _batches(
+    model: TrinityXModel,
+    examples: Sequence[RoutingExample],
+    batch_size: int,
+    max_length: int,
+    order: Sequence[int] | None = None,
+):
     idx = list(order) if order is not None else list(range(len(examples)))
     for i in range(0, len(idx), batch_size):
         chunk = idx[i : i + batch_size]
@@ -59,8 +64,12 @@ def _batches(model: TrinityXModel, examples: Sequence[RoutingExample], batch_siz
 
 
 @torch.no_grad()
-def collect_logits(model: TrinityXModel, examples: Sequence[RoutingExample], batch_size: int = 16,
-                   max_length: int = 128) -> torch.Tensor:
+def collect_logits(
+    model: TrinityXModel,
+    examples: Sequence[RoutingExample],
+    batch_size: int = 16,
+    max_length: int = 128,
+) -> torch.Tensor:
     """Uncalibrated sequence-level router logits (N, K) for calibration and evaluation."""
     out = []
     for _, ids, mask in _batches(model, examples, batch_size, max_length):
@@ -74,8 +83,9 @@ def lm_loss(model: TrinityXModel, batch: Sequence[SFTExample], max_length: int) 
     token mode: the per-layer routers route prompt + response; sequence mode: the gates come from
     the prompt alone (as at generation time) and are held over the response.
     """
-    enc = collate([encode_sft(model.tokenizer, ex, max_length) for ex in batch],
-                  model.tokenizer.pad_token_id)
+    enc = collate(
+        [encode_sft(model.tokenizer, ex, max_length) for ex in batch], model.tokenizer.pad_token_id
+    )
     gates = None
     if model.routing == "sequence":
         ids, mask = model.encode([list(ex.messages) for ex in batch])
@@ -84,7 +94,8 @@ def lm_loss(model: TrinityXModel, batch: Sequence[SFTExample], max_length: int) 
     logits = model.logits(enc["input_ids"], enc["attention_mask"], gates=gates)  # (B, T, V)
     labels = enc["labels"].to(logits.device)
     return torch.nn.functional.cross_entropy(
-        logits[:, :-1].float().reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),
+        logits[:, :-1].float().reshape(-1, logits.shape[-1]),
+        labels[:, 1:].reshape(-1),
         ignore_index=IGNORE_INDEX,
     )
 
@@ -132,22 +143,34 @@ def train_router(
             log.info("resuming router training after epoch %d", start)
     feats = None
     if model.routing == "sequence":  # backbone frozen + experts off: features are fixed
-        feats = torch.cat([model.pooled_features(ids, mask) for _, ids, mask in
-                           _batches(model, examples, cfg.batch_size, cfg.max_length)])
+        feats = torch.cat(
+            [
+                model.pooled_features(ids, mask)
+                for _, ids, mask in _batches(model, examples, cfg.batch_size, cfg.max_length)
+            ]
+        )
     model.model.train(False)
     for epoch in range(cfg.epochs):
         order = torch.randperm(len(examples), generator=gen).tolist()
         if epoch < start:
             continue  # keep the data order identical to an uninterrupted run
-        bar = tqdm(list(_batches(model, examples, cfg.batch_size, cfg.max_length, order)),
-                   desc=f"router epoch {epoch + 1}/{cfg.epochs}", leave=False)
+        bar = tqdm(
+            list(_batches(model, examples, cfg.batch_size, cfg.max_length, order)),
+            desc=f"router epoch {epoch + 1}/{cfg.epochs}",
+            leave=False,
+        )
         for chunk, ids, mask in bar:
             if feats is not None:
                 logits = model.sequence_logits_from_features(feats[chunk])
             else:
                 logits = model.route_logits(ids, mask, train=True)  # (B, K)
-            loss, parts = router_loss(logits.float(), targets[chunk].to(logits.device),
-                                      prior.to(logits.device), cfg.entropy_weight, cfg.kl_weight)
+            loss, parts = router_loss(
+                logits.float(),
+                targets[chunk].to(logits.device),
+                prior.to(logits.device),
+                cfg.entropy_weight,
+                cfg.kl_weight,
+            )
             if cfg.lm_weight > 0 and lm_examples:
                 picks = torch.randint(len(lm_examples), (cfg.batch_size,), generator=gen)
                 lm = lm_loss(model, [lm_examples[i] for i in picks.tolist()], cfg.max_length)
@@ -160,14 +183,17 @@ def train_router(
             bar.set_postfix(loss=f"{parts['total']:.3f}")
         if checkpoint_dir is not None:
             checkpoint_dir.mkdir(parents=True, exist_ok=True)
-            save_file({f"p{i}": p.detach().cpu().contiguous() for i, p in enumerate(params)},
-                      str(checkpoint_dir / f"router_epoch{epoch + 1:03d}.safetensors"))
+            save_file(
+                {f"p{i}": p.detach().cpu().contiguous() for i, p in enumerate(params)},
+                str(checkpoint_dir / f"router_epoch{epoch + 1:03d}.safetensors"),
+            )
     model.freeze_routers()
     return history
 
 
-def calibrate(model: TrinityXModel, logits: torch.Tensor, targets: torch.Tensor,
-              cfg: CalibrationSettings) -> dict:
+def calibrate(
+    model: TrinityXModel, logits: torch.Tensor, targets: torch.Tensor, cfg: CalibrationSettings
+) -> dict:
     """Fit the calibration on held-out logits, set it on the model, and report before/after."""
     labels = targets.argmax(-1)  # accuracy/ECE use the top label; NLL/Brier the soft targets
     before = calibration_report(logits, targets, temperature=1.0, n_bins=cfg.n_bins)["before"]

@@ -70,8 +70,14 @@ def _last_checkpoint(folder: Path) -> str | None:
     return str(ckpts[-1]) if ckpts else None
 
 
-def _common_args(cfg: TrainExpertConfig, out: Path, device: torch.device, lr: float, epochs: float,
-                 max_steps: int) -> dict:
+def _common_args(
+    cfg: TrainExpertConfig,
+    out: Path,
+    device: torch.device,
+    lr: float,
+    epochs: float,
+    max_steps: int,
+) -> dict:
     return dict(
         output_dir=str(out),
         num_train_epochs=epochs,
@@ -135,8 +141,9 @@ def _finish(trainer, work: Path) -> list[dict]:
     return trainer.state.log_history
 
 
-def _train_sft(cfg, backbone, train: list[SFTExample], work: Path, device,
-               callbacks: list | None = None) -> list[dict]:
+def _train_sft(
+    cfg, backbone, train: list[SFTExample], work: Path, device, callbacks: list | None = None
+) -> list[dict]:
     from datasets import Dataset
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
@@ -151,21 +158,33 @@ def _train_sft(cfg, backbone, train: list[SFTExample], work: Path, device,
         task_type="CAUSAL_LM",
     )
     args = SFTConfig(
-        **_common_args(cfg, work, device, cfg.optim.learning_rate, cfg.optim.epochs,
-                       cfg.optim.max_steps),
+        **_common_args(
+            cfg, work, device, cfg.optim.learning_rate, cfg.optim.epochs, cfg.optim.max_steps
+        ),
         max_length=cfg.optim.max_length,
         packing=False,
     )
     trainer = SFTTrainer(
-        model=backbone.model, args=args, train_dataset=ds, processing_class=backbone.tokenizer,
-        peft_config=peft_cfg, callbacks=callbacks,
+        model=backbone.model,
+        args=args,
+        train_dataset=ds,
+        processing_class=backbone.tokenizer,
+        peft_config=peft_cfg,
+        callbacks=callbacks,
     )
     trainer.train(resume_from_checkpoint=_last_checkpoint(work))
     return _finish(trainer, work)
 
 
-def _train_dpo(cfg, backbone, pairs: list[PreferencePair], work: Path, device,
-               init_adapter: Path | None, callbacks: list | None = None) -> list[dict]:
+def _train_dpo(
+    cfg,
+    backbone,
+    pairs: list[PreferencePair],
+    work: Path,
+    device,
+    init_adapter: Path | None,
+    callbacks: list | None = None,
+) -> list[dict]:
     from datasets import Dataset
     from peft import LoraConfig, PeftModel
     from trl import DPOConfig, DPOTrainer
@@ -185,8 +204,11 @@ def _train_dpo(cfg, backbone, pairs: list[PreferencePair], work: Path, device,
         model = PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
     else:
         peft_cfg = LoraConfig(
-            r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
-            target_modules=list(cfg.lora.target_modules), task_type="CAUSAL_LM",
+            r=cfg.lora.r,
+            lora_alpha=cfg.lora.alpha,
+            lora_dropout=cfg.lora.dropout,
+            target_modules=list(cfg.lora.target_modules),
+            task_type="CAUSAL_LM",
         )
     args = DPOConfig(
         **_common_args(cfg, work, device, cfg.dpo.learning_rate, cfg.dpo.epochs, cfg.dpo.max_steps),
@@ -195,8 +217,13 @@ def _train_dpo(cfg, backbone, pairs: list[PreferencePair], work: Path, device,
         max_length=cfg.optim.max_length,
     )
     trainer = DPOTrainer(
-        model=model, ref_model=None, args=args, train_dataset=ds,
-        processing_class=backbone.tokenizer, peft_config=peft_cfg, callbacks=callbacks,
+        model=model,
+        ref_model=None,
+        args=args,
+        train_dataset=ds,
+        processing_class=backbone.tokenizer,
+        peft_config=peft_cfg,
+        callbacks=callbacks,
     )
     trainer.train(resume_from_checkpoint=_last_checkpoint(work))
     return _finish(trainer, work)
@@ -231,7 +258,9 @@ def run(cfg: TrainExpertConfig, callbacks: list | None = None) -> Path:
     """
     out = Path(cfg.output_dir)
     if out.exists() and not cfg.overwrite:
-        raise ArtifactError(f"{out} already exists; set overwrite=true or choose another output_dir")
+        raise ArtifactError(
+            f"{out} already exists; set overwrite=true or choose another output_dir"
+        )
     set_seed(cfg.seed)
     backbone = load_backbone(cfg.backbone, for_training=True)
     device = backbone.model.device
@@ -252,7 +281,8 @@ def run(cfg: TrainExpertConfig, callbacks: list | None = None) -> Path:
         (work / "config.yaml").write_text(dump_yaml(cfg))
         before = {
             "heldout_loss": masked_lm_loss(backbone.model, backbone.tokenizer, heldout_sft)
-            if heldout_sft else None,
+            if heldout_sft
+            else None,
             "answers": generate_greedy(
                 backbone.model, backbone.tokenizer, samples, cfg.max_new_tokens
             ),
@@ -293,8 +323,10 @@ def run(cfg: TrainExpertConfig, callbacks: list | None = None) -> Path:
         "heldout_loss_before": before["heldout_loss"],
         "heldout_loss_after": after["heldout_loss"],
         "probe_logits": json.loads((adapter / "probe.json").read_text()),
-        "final_train_loss": {k: next((h["loss"] for h in reversed(v) if "loss" in h), None)
-                             for k, v in history.items()},
+        "final_train_loss": {
+            k: next((h["loss"] for h in reversed(v) if "loss" in h), None)
+            for k, v in history.items()
+        },
         "samples": [
             {"prompt": s[-1]["content"], "before": b, "after": a}
             for s, b, a in zip(samples, before["answers"], after["answers"], strict=True)
@@ -315,10 +347,15 @@ def run(cfg: TrainExpertConfig, callbacks: list | None = None) -> Path:
             backbone_source=base.source,
             backbone_weights_hash=base.weights_hash,
             method=cfg.method,
-            lora={"r": cfg.lora.r, "alpha": cfg.lora.alpha,
-                  "target_modules": list(cfg.lora.target_modules)},
-            data={p: (sha256_file(p) if Path(p).is_file() else None)
-                  for p in (_resolved(cfg, p) for p in data_files)},
+            lora={
+                "r": cfg.lora.r,
+                "alpha": cfg.lora.alpha,
+                "target_modules": list(cfg.lora.target_modules),
+            },
+            data={
+                p: (sha256_file(p) if Path(p).is_file() else None)
+                for p in (_resolved(cfg, p) for p in data_files)
+            },
         )
     shutil.rmtree(work, ignore_errors=True)
     log.info("expert %s written to %s", cfg.dimension, out)
