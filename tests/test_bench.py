@@ -54,6 +54,10 @@ def test_bench_end_to_end_all_systems(cache_dir, tmp_path):
         assert row["params"] > 0 and row["param_bytes"] >= 4 * row["params"] // 2
         assert len(row["prefill_ms_all"]) == 1 and row["prefill_ms"] > 0
         assert {"decode_ms_b1", "decode_ms_b2", "decode_tps_b2", "decode_cpu_ms_b1"} <= set(row)
+    # the honest floor: every system holds its weights in memory, in one dtype
+    assert all(r["weights"]["file_mapped_bytes"] == 0 for r in rows.values())
+    assert len({d for r in rows.values() for d in r["weights"]["dtypes"]}) == 1
+    assert "floor: every system holds its weights in memory" in (out / "bench.txt").read_text()
     # decode medians are (t(n) - t(1)) / (n - 1) of the raw repeats
     assert rows["base"]["decode_ms_b1"] == rows["base"]["decode_ms_b1_all"][0]
     # weights: merged = base, H3Fusion holds 3 FFN copies, the ensemble 3 models
@@ -63,6 +67,7 @@ def test_bench_end_to_end_all_systems(cache_dir, tmp_path):
     checks = report["checks"]
     assert set(checks) == {
         "sequence_vs_merged",
+        "sequence_folded_vs_unfolded",
         "token_onehot_vs_merged_onehot",
         "base_vs_experts_off",
     }
@@ -164,3 +169,15 @@ def test_prompts_have_the_requested_length(tiny_backbone):
     assert not torch.equal(ids[0], ids[1])
     with pytest.raises(ValueError, match="unknown system"):
         run_bench(_args("/nonexistent", "/tmp/x", "--systems", "base,nope"))
+
+
+def test_unfolded_sequence_system_is_opt_in_and_agrees(cache_dir, tmp_path):
+    """The fused path that folding replaces can be timed beside it (--systems), same tokens."""
+    names = "base,trinityx-sequence,trinityx-sequence-unfolded"
+    report = run_bench(
+        _args(cache_dir, tmp_path / "b", "--no-memory", "--systems", names, "--new-tokens", "9")
+    )
+    rows = report["systems"]
+    assert list(rows) == names.split(",") and all(r["available"] for r in rows.values())
+    assert "fold=False" in rows["trinityx-sequence-unfolded"]["note"]
+    assert report["checks"]["sequence_folded_vs_unfolded"]["identical"]

@@ -32,7 +32,15 @@ from tqdm.auto import tqdm
 
 from trinityx.bench_checks import run_checks
 from trinityx.bench_report import compute_ratios, evaluate_targets, format_table, plot
-from trinityx.bench_systems import SYSTEMS, BenchSpec, System, build_system, count_params
+from trinityx.bench_systems import (
+    EXTRA_SYSTEMS,
+    SYSTEMS,
+    BenchSpec,
+    System,
+    build_system,
+    count_params,
+    weight_storage,
+)
 from trinityx.bench_systems import probe_memory as _probe_memory
 
 _PROMPT = (  # the question comes last, so prompts cut to their last tokens still differ
@@ -58,6 +66,7 @@ METRIC_NOTES = {
     "decode_cpu_ms_bB": "the same in process CPU time (less sensitive to other load)",
     "peak_mb": "peak memory over build + one decode at the largest batch, fresh process",
     "params / param_bytes": "distinct parameters + buffers of the system's modules",
+    "weights": "dtypes, devices and bytes read through a file mapping (0: held in memory)",
 }
 
 
@@ -72,11 +81,13 @@ def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     )
     p.add_argument("--data-dir", default=None, help="unused (speed does not depend on data)")
     p.add_argument(
-        "--systems", default=",".join(SYSTEMS), help="comma list, subset of " + ",".join(SYSTEMS)
+        "--systems",
+        default=",".join(SYSTEMS),
+        help="comma list, subset of " + ",".join(SYSTEMS + EXTRA_SYSTEMS),
     )
     p.add_argument("--repeats", type=int, default=5, help="interleaved repeats (medians)")
     p.add_argument("--batch-sizes", default="1,8", help="decode batch sizes, comma list")
-    p.add_argument("--new-tokens", type=int, default=32, help="greedy tokens per timed decode")
+    p.add_argument("--new-tokens", type=int, default=64, help="greedy tokens per timed decode")
     p.add_argument("--prompt-tokens", type=int, default=64, help="prompt length in tokens")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
@@ -187,6 +198,7 @@ def _summarise(system: System, r: dict, batch_sizes: list[int], n: int) -> dict:
         "note": system.note,
         "params": params,
         "param_bytes": nbytes,
+        "weights": weight_storage(system.modules),
         "prefill_ms": _median(r["prefill"]),
         "prefill_ms_all": r["prefill"],
     }
@@ -208,9 +220,11 @@ def run_bench(args: argparse.Namespace) -> dict:
     if args.threads:
         torch.set_num_threads(args.threads)
     names = [s.strip() for s in args.systems.split(",") if s.strip()]
-    unknown = sorted(set(names) - set(SYSTEMS))
+    unknown = sorted(set(names) - set(SYSTEMS + EXTRA_SYSTEMS))
     if unknown:
-        raise ValueError(f"unknown system(s) {unknown}; choose from {list(SYSTEMS)}")
+        raise ValueError(
+            f"unknown system(s) {unknown}; choose from {list(SYSTEMS + EXTRA_SYSTEMS)}"
+        )
     batch_sizes = [int(b) for b in str(args.batch_sizes).split(",")]
     n = args.new_tokens
     if n < 2:

@@ -6,6 +6,8 @@ same greedy tokens, or a speed-up would be a silent change of behaviour.
 * token one-hot vs merged one-hot: every token router forced to expert 0 (zero weights, bias
   [1e4, 0, ...] so softmax is exactly one-hot) against merged_state with {expert 0: 1}.
 * base vs experts off: the token-routed model with all gates 0 against the bare backbone.
+* sequence folded vs unfolded: sequence routing with the shared gates folded into W0 for the
+  call (`model/folding.py`, what `generate` does by default) against the fused MoCaE path.
 
 Float rounding differs between the fused and the merged paths, so "identical" is asserted on
 greedy tokens (what a user sees), with the first differing position reported otherwise.
@@ -52,6 +54,20 @@ def run_checks(systems: dict[str, System], spec: BenchSpec, ids: Tensor, n: int)
             f"trinityx-sequence vs merged_state(gates={spec.merged_weights})",
             systems["trinityx-sequence"].generate(ids, mask, n),
             systems["trinityx-merged"].generate(ids, mask, n),
+        )
+    if "trinityx-sequence" in systems:
+        seq = systems["trinityx-sequence"].handle
+
+        def seq_tokens(fold: bool) -> Tensor:
+            res = seq.generate(
+                input_ids=ids, max_new_tokens=n, min_new_tokens=n, do_sample=False, fold=fold
+            )
+            return res.sequences[:, res.prompt_length :]
+
+        out["sequence_folded_vs_unfolded"] = _compare(
+            "trinityx-sequence generate(fold=True) vs generate(fold=False)",
+            seq_tokens(True),
+            seq_tokens(False),
         )
     if "trinityx-token" in systems:
         tx = systems["trinityx-token"].handle

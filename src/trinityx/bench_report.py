@@ -150,12 +150,25 @@ def format_table(report: dict) -> str:
         f"ratios: {dec} and peak_mb medians; device {env['device']}, {env['threads']} threads, "
         f"load avg before {env['loadavg_before'][0]:.2f} after {env['loadavg_after'][0]:.2f}"
     )
+    lines.append("  " + floor_line(systems))
     for t in report["targets"]:
         mark = {True: "MET ", False: "MISS", None: "n/a "}[t["met"]]
         lines.append(f"  [{mark}] {t['target']}: {_f(t['ratio'], '{:.3f}')}")
     for k, c in report.get("checks", {}).items():
         lines.append(f"  check {k}: {'identical' if c['identical'] else 'DIFFERENT'} ({c['what']})")
     return "\n".join(lines)
+
+
+def floor_line(systems: dict[str, dict]) -> str:
+    """One line saying whether every system held its weights alike (same dtype, in memory)."""
+    held = {n: r["weights"] for n, r in systems.items() if r.get("available") and "weights" in r}
+    if not held:
+        return "weights: not recorded"
+    dtypes = sorted({d for w in held.values() for d in w["dtypes"]})
+    mapped = {n: w["file_mapped_bytes"] for n, w in held.items() if w["file_mapped_bytes"]}
+    if len(dtypes) == 1 and not mapped:
+        return f"floor: every system holds its weights in memory, all {dtypes[0]}"
+    return f"floor NOT level: dtypes {dtypes}, file-mapped bytes {mapped or 'none'}"
 
 
 def plot(report: dict, path: str | Path) -> Path:

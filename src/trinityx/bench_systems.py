@@ -31,6 +31,8 @@ SYSTEMS = (
     "xlora",
     "ensemble",
 )
+# measured only when asked for (--systems): the fused path that folding replaces (issue 15)
+EXTRA_SYSTEMS = ("trinityx-sequence-unfolded",)
 
 
 @dataclass
@@ -83,7 +85,7 @@ def _trinityx(spec: BenchSpec, routing: str):
     return TrinityXModel.build(bb, spec.experts, routing, seed=spec.seed)
 
 
-def _tx_system(name: str, tx) -> System:
+def _tx_system(name: str, tx, fold: bool | None = None) -> System:
     def gen(ids: Tensor, mask: Tensor, n: int) -> Tensor:
         res = tx.generate(
             input_ids=ids,
@@ -92,11 +94,13 @@ def _tx_system(name: str, tx) -> System:
             min_new_tokens=n,
             max_new_tokens=n,
             return_routing=False,
+            fold=fold,
         )
         return res.sequences[:, res.prompt_length :]
 
     mods = [tx.model] + ([tx.sequence_router] if tx.sequence_router is not None else [])
-    return System(name, gen, mods, tx, "generate(return_routing=False)")
+    how = "" if fold is None else f", fold={fold}"
+    return System(name, gen, mods, tx, f"generate(return_routing=False{how})")
 
 
 def build_system(name: str, spec: BenchSpec) -> System:
@@ -108,6 +112,8 @@ def build_system(name: str, spec: BenchSpec) -> System:
         return _tx_system(name, _trinityx(spec, "token"))
     if name == "trinityx-sequence":
         return _tx_system(name, _trinityx(spec, "sequence"))
+    if name == "trinityx-sequence-unfolded":
+        return _tx_system(name, _trinityx(spec, "sequence"), fold=False)
     if name == "trinityx-merged":
         from trinityx.model.export import merged_state
 
@@ -140,7 +146,7 @@ def build_system(name: str, spec: BenchSpec) -> System:
             return ens.generate(ids, mask, max_new_tokens=n)[:, ids.shape[1] :]
 
         return System(name, gen, ens.members, ens, "K merged models, greedy loop, KV cache each")
-    raise ValueError(f"unknown system {name!r}; choose from {SYSTEMS}")
+    raise ValueError(f"unknown system {name!r}; choose from {SYSTEMS + EXTRA_SYSTEMS}")
 
 
 def count_params(modules: list[nn.Module]) -> tuple[int, int]:
@@ -159,6 +165,37 @@ def count_params(modules: list[nn.Module]) -> tuple[int, int]:
             n += t.numel()
             nbytes += t.numel() * t.element_size()
     return n, nbytes
+
+
+def weight_storage(modules: list[nn.Module]) -> dict:
+    """How a system holds its weights: dtypes, device and the bytes read through a file mapping.
+
+    The honest floor of issue 15: every system, base included, must hold its weights the same
+    way (in process memory, one dtype), or speed ratios compare memory layouts, not systems.
+    """
+    mapped: list[tuple[int, int]] = []
+    maps = Path("/proc/self/maps")
+    if maps.exists():
+        for line in maps.read_text().splitlines():
+            parts = line.split()
+            if len(parts) >= 6 and parts[5].startswith("/") and "-" in parts[0]:
+                lo, hi = (int(x, 16) for x in parts[0].split("-"))
+                if parts[5].endswith((".safetensors", ".bin", ".pt", ".gguf")):
+                    mapped.append((lo, hi))
+    dtypes: set[str] = set()
+    devices: set[str] = set()
+    mapped_bytes = 0
+    seen: set[int] = set()
+    for m in modules:
+        for t in m.parameters():
+            if t.data_ptr() in seen:
+                continue
+            seen.add(t.data_ptr())
+            dtypes.add(str(t.dtype).removeprefix("torch."))
+            devices.add(t.device.type)
+            if any(lo <= t.data_ptr() < hi for lo, hi in mapped):
+                mapped_bytes += t.numel() * t.element_size()
+    return {"dtypes": sorted(dtypes), "devices": sorted(devices), "file_mapped_bytes": mapped_bytes}
 
 
 # --------------------------------------------------------------------------- memory probe

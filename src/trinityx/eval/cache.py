@@ -106,16 +106,23 @@ class GenerationCache:
         self._append([{"key": k, "value": v} for k, v in items])
 
     def map(
-        self, requests: list, settings: dict, call: Callable[[list], list], chunk: int, desc: str
+        self,
+        requests: list,
+        settings: dict,
+        call: Callable[[list], list],
+        chunk: int,
+        desc: str,
+        order: Callable[[Any], Any] | None = None,
     ) -> tuple[list, int]:
         """Outputs for `requests` -> (outputs in order, number computed now).
 
-        Misses (deduplicated) are computed by `call` in chunks of `chunk`, longest first so
-        similar lengths share a batch, and each chunk is flushed to disk before the next.
+        Misses (deduplicated) are computed by `call` in chunks of `chunk`, in `order` (a sort
+        key on a request; default longest first so similar lengths share a batch), and each
+        chunk is flushed to disk before the next.
         """
         keys = [self.key(r, settings) for r in requests]
         todo = list({k: r for k, r in zip(keys, requests, strict=True) if k not in self}.items())
-        todo.sort(key=lambda kr: -len(json.dumps(kr[1])))
+        todo.sort(key=lambda kr: order(kr[1]) if order else -len(json.dumps(kr[1])))
         starts = range(0, len(todo), chunk)
         for s in tqdm(starts, desc=desc, disable=not todo):
             part = todo[s : s + chunk]

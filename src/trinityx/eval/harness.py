@@ -97,9 +97,16 @@ def cached_loglikelihood(model: EvalModel, pairs: Sequence, ctx: EvalContext, de
     settings = {"kind": "loglikelihood"}
     reqs = [[c, x] for c, x in pairs]
     call = lambda batch: model.loglikelihood([tuple(r) for r in batch], ctx.batch_size)  # noqa: E731
-    # larger chunks: one flush per few batches is plenty for cheap forwards
+    # Requests of one context stay together (sorted by context) and chunks are large, so the
+    # model runs each context once for all its continuations and a shared few-shot primer
+    # once per chunk (eval/loglikelihood.py); one flush per chunk is plenty.
     return _cache(model, ctx).map(
-        reqs, settings, call, ctx.batch_size * 4, f"{desc} [{model.name}]"
+        reqs,
+        settings,
+        call,
+        ctx.batch_size * 32,
+        f"{desc} [{model.name}]",
+        order=lambda r: (r[0], -len(r[1])),
     )
 
 

@@ -14,7 +14,6 @@ EOS) token; inputs are left-truncated to the model's context length.
 from __future__ import annotations
 
 import abc
-import copy
 import hashlib
 import json
 from collections.abc import Sequence
@@ -24,6 +23,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from trinityx.data.formatting import prompt_string
+from trinityx.eval import loglikelihood as LL
 
 Messages = Sequence[dict]
 
@@ -90,14 +90,20 @@ class EvalModel(abc.ABC):
         """
 
     prefix_sharing = False
-    """True if `_shared_forward` is implemented (contexts shared by several requests run once)."""
+    """True if `_call` runs the model on a KV cache (a context shared by requests runs once)."""
 
-    def _prefix_state(self, prefix: Tensor):
-        """Whatever `_shared_forward` needs of a shared prefix (1, P), computed once per context."""
-        raise NotImplementedError
+    @property
+    def primer_sharing(self) -> bool:
+        """True if one cached prefix may serve contexts that differ after it (a few-shot primer
+        across questions): `_context_fields` must then not depend on the context."""
+        return self.prefix_sharing
 
-    def _shared_forward(self, state, ids: Tensor, mask: Tensor) -> Tensor:
-        """Logits (B, S, V) of right-padded suffixes `ids` (B, S) after the shared prefix."""
+    def _context_fields(self, ctx: Tensor) -> dict:
+        """Routing inputs for every forward over context `ctx` (1, C) and its continuations."""
+        return {}
+
+    def _call(self, fields: dict, **model_kwargs):
+        """One model forward (HF kwargs: ids, mask, positions, cache) under routing `fields`."""
         raise NotImplementedError
 
     @torch.no_grad()
@@ -106,85 +112,14 @@ class EvalModel(abc.ABC):
     ) -> list[float]:
         """Sum of log P(continuation tokens | context) per (context, continuation), raw text.
 
-        Requests sharing a context (TruthfulQA's choices, hh-rlhf's chosen / rejected) run the
-        context once when the model supports it (`prefix_sharing`); the rest run as left-padded
-        batches. Both give the same numbers as one unpadded forward per request (up to float
-        rounding).
+        Identical requests are scored once; requests sharing a context (TruthfulQA's choices,
+        hh-rlhf's chosen / rejected) run the context once, and a prefix common to all contexts
+        (a few-shot primer) once per call, when the model supports it (`prefix_sharing`,
+        `primer_sharing`; eval/loglikelihood.py). The rest run as left-padded batches. All give
+        the same numbers as one unpadded forward per request (up to float rounding).
         """
         enc = [encode_pair(self.tokenizer, c, x) for c, x in requests]
-        out = [0.0] * len(enc)
-        groups: dict[tuple[int, ...], list[int]] = {}
-        for i, (ctx, cont) in enumerate(enc):
-            if cont:
-                groups.setdefault(tuple(ctx), []).append(i)
-        shared = {
-            ctx: idx
-            for ctx, idx in groups.items()
-            if self.prefix_sharing
-            and len(idx) > 1
-            and len(ctx) > 1
-            and len(ctx) + max(len(enc[i][1]) for i in idx) <= self.max_length + 1
-        }
-        rest = [i for ctx, idx in groups.items() if ctx not in shared for i in idx]
-        self._ll_shared(enc, shared, batch_size, out)
-        self._ll_padded(enc, rest, batch_size, out)
-        return out
-
-    @staticmethod
-    def _sum_logprob(logits: Tensor, cont: list[int]) -> float:
-        """sum_t log softmax(logits[t])[cont[t]] for logits (n, V) predicting cont (n,)."""
-        lp = torch.log_softmax(logits.float(), -1)
-        return float(lp.gather(-1, torch.tensor(cont, device=lp.device)[:, None]).sum())
-
-    def _ll_shared(self, enc, groups: dict, batch_size: int, out: list[float]) -> None:
-        dev, pad = self.device, self.tokenizer.pad_token_id or 0
-        for ctx, idx in tqdm(
-            groups.items(),
-            desc=f"loglik {self.name} (shared contexts)",
-            leave=False,
-            disable=len(groups) < 2,
-        ):
-            state = self._prefix_state(torch.tensor([list(ctx[:-1])], device=dev))  # (1, P)
-            for s in range(0, len(idx), batch_size):
-                part = idx[s : s + batch_size]
-                # the last context token predicts the first continuation token
-                rows = [[ctx[-1], *enc[i][1][:-1]] for i in part]
-                S = max(len(r) for r in rows)
-                ids = torch.full((len(rows), S), pad, dtype=torch.long)
-                mask = torch.zeros((len(rows), S), dtype=torch.long)
-                for b, r in enumerate(rows):
-                    ids[b, : len(r)], mask[b, : len(r)] = torch.tensor(r), 1  # right padding
-                logits = self._shared_forward(state, ids.to(dev), mask.to(dev))  # (B, S, V)
-                for b, i in enumerate(part):
-                    cont = enc[i][1]
-                    out[i] = self._sum_logprob(logits[b, : len(cont)], cont)
-
-    def _ll_padded(self, enc, indices: list[int], batch_size: int, out: list[float]) -> None:
-        L, dev, pad = self.max_length, self.device, self.tokenizer.pad_token_id or 0
-        rows = {}  # index -> (input ids, number of continuation tokens, number of context tokens)
-        for i in indices:
-            ctx, cont = enc[i]
-            inp = (ctx + cont)[-(L + 1) :][:-1]  # left-truncated to the context window
-            rows[i] = (inp, len(cont), len(inp) - len(cont) + 1)
-        order = sorted(indices, key=lambda i: -len(rows[i][0]))  # long first, as lm-eval
-        starts = range(0, len(order), batch_size)
-        for s in tqdm(starts, desc=f"loglik {self.name}", leave=False, disable=len(starts) < 2):
-            idx = order[s : s + batch_size]
-            T = max(len(rows[i][0]) for i in idx)
-            keep = max(rows[i][1] for i in idx)
-            ids = torch.full((len(idx), T), pad, dtype=torch.long)
-            mask = torch.zeros((len(idx), T), dtype=torch.long)
-            ctx_mask = torch.zeros((len(idx), T), dtype=torch.long)
-            for b, i in enumerate(idx):
-                inp, _, n_ctx = rows[i]
-                ids[b, T - len(inp) :] = torch.tensor(inp)  # left padding
-                mask[b, T - len(inp) :] = 1
-                ctx_mask[b, T - len(inp) : T - len(inp) + n_ctx] = 1
-            logits = self._forward(ids.to(dev), mask.to(dev), ctx_mask.to(dev), keep)
-            logits = logits[:, -keep:]  # (B, keep, V): position t predicts token t + 1
-            for b, i in enumerate(idx):
-                n = rows[i][1]
-                out[i] = self._sum_logprob(logits[b, keep - n :], enc[i][1][-n:])
+        return LL.loglikelihood(self, enc, batch_size)
 
 
 class HFEvalModel(EvalModel):
@@ -209,19 +144,8 @@ class HFEvalModel(EvalModel):
 
     prefix_sharing = True
 
-    def _prefix_state(self, prefix: Tensor):
-        cache = self.model(input_ids=prefix, use_cache=True).past_key_values  # keys/values (1, P)
-        return prefix.shape[1], cache
-
-    def _shared_forward(self, state, ids: Tensor, mask: Tensor) -> Tensor:
-        P, cache = state
-        cache = copy.deepcopy(cache)  # the suffix forward appends to it; keep the prefix intact
-        cache.batch_repeat_interleave(ids.shape[0])
-        full_mask = torch.cat([mask.new_ones(ids.shape[0], P), mask], 1)  # (B, P + S)
-        pos = (P + torch.arange(ids.shape[1], device=ids.device)).expand_as(ids)  # (B, S)
-        return self.model(
-            input_ids=ids, attention_mask=full_mask, position_ids=pos, past_key_values=cache
-        ).logits
+    def _call(self, fields: dict, **model_kwargs):
+        return self.model(**model_kwargs)
 
     def _generate_batch(self, prompts: list[Messages], max_new_tokens: int) -> list[str]:
         texts = [self.chat_prompt(p) for p in prompts]
@@ -309,6 +233,34 @@ class TrinityXEvalModel(EvalModel):
         prefs = None if self.prefs is None else self.prefs.to(m.device).expand(B, -1)
         gates = combine_gates(probs, prefs, self.weight_mode, m.top_k)  # (B, K)
         return m.logits(ids, mask, gates=gates)
+
+    prefix_sharing = True
+
+    @property
+    def primer_sharing(self) -> bool:
+        """Whether a cached prefix may serve different contexts, i.e. whether the routing
+        inputs of a forward are the same for every context:
+
+        * token routing: yes. Each token's gates come from its own hidden state at each layer,
+          which depends on the tokens up to it only (causal), so a prefix's keys and values are
+          the same whatever follows it: the primer is exact across questions (as a KV cache is
+          exact in token-mode generation).
+        * fixed weights / routing "none": yes, the gates are the user's alone.
+        * sequence routing: no. The gates come from the whole context (question included) and
+          change every W of every layer, so a primer run under one question's gates is wrong
+          for the next question. Choices of one question still share its context.
+        """
+        return self.weight_mode == "fixed" or self.model.routing != "sequence"
+
+    def _context_fields(self, ctx: Tensor) -> dict:
+        """The RoutingState inputs `logits` would use for this context (sequence routing: the
+        gates from the context alone, as `_forward` and generation use them)."""
+        mask = torch.ones_like(ctx)
+        return self.model._prepare(ctx, mask, self.hhh_weights, self.weight_mode, False, None)[0]
+
+    def _call(self, fields: dict, **model_kwargs):
+        with self.model._routing(**fields):
+            return self.model.model(**model_kwargs)
 
     def _generate_batch(self, prompts: list[Messages], max_new_tokens: int) -> list[str]:
         res = self.model.generate(

@@ -98,6 +98,26 @@ def state_dict_hash(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
+@torch.no_grad()
+def hold_in_memory(model: torch.nn.Module) -> torch.nn.Module:
+    """Copy every parameter and buffer into fresh process memory (in place; ties kept).
+
+    `from_pretrained` memory-maps safetensors files on CPU, so the frozen W0 would be read
+    through file-backed, copy-on-write pages while anything built from copies (a merged model,
+    an ensemble member) sits in anonymous memory: two systems with the same weights then decode
+    at different speeds (issue 15 measured a merged model at 0.88x "base"). Holding every model
+    the same way makes speed comparisons fair and stops page-cache eviction from slowing a run.
+    Tied parameters are one Parameter object, so replacing its data keeps the tie.
+    """
+    for p in model.parameters():  # deduplicated: a tied weight is copied once
+        p.data = p.data.clone()
+    for mod in model.modules():
+        for name, b in mod._buffers.items():
+            if b is not None:
+                mod._buffers[name] = b.clone()
+    return model
+
+
 def _hash_file(path: Path) -> str:
     """Cached weights hash stored beside a converted backbone."""
     return json.loads(path.read_text())["weights_hash"]
@@ -148,7 +168,9 @@ def _convert_embedded(dest: Path) -> None:
         plain.save_pretrained(tmp, safe_serialization=True)
         tok.save_pretrained(tmp)
         (tmp / "trinityx_backbone.json").write_text(
-            json.dumps({"name": EMBEDDED, "gguf": str(gguf), "weights_hash": state_dict_hash(plain)})
+            json.dumps(
+                {"name": EMBEDDED, "gguf": str(gguf), "weights_hash": state_dict_hash(plain)}
+            )
         )
     log.info("cached embedded backbone at %s (%.1fs)", dest, time.time() - t0)
 
@@ -194,8 +216,9 @@ def build_tiny_tokenizer(vocab_size: int = 384) -> PreTrainedTokenizerBase:
     return tok
 
 
-def build_tiny_llama(tokenizer: PreTrainedTokenizerBase, seed: int = 0, hidden: int = 64,
-                     layers: int = 2) -> PreTrainedModel:
+def build_tiny_llama(
+    tokenizer: PreTrainedTokenizerBase, seed: int = 0, hidden: int = 64, layers: int = 2
+) -> PreTrainedModel:
     """A randomly initialised Llama small enough for tests (~100k parameters)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -245,7 +268,9 @@ def backbone_dir(cfg: BackboneConfig) -> str:
     if Path(name).expanduser().exists():
         p = Path(name).expanduser()
         if not (p / "config.json").is_file():
-            raise BackboneError(f"{p} exists but has no config.json: not a Hugging Face model folder")
+            raise BackboneError(
+                f"{p} exists but has no config.json: not a Hugging Face model folder"
+            )
         return str(p)
     return name  # hub id
 
@@ -272,6 +297,8 @@ def load_backbone(cfg: BackboneConfig | None = None, *, for_training: bool = Fal
     if not tok.chat_template:
         tok.chat_template = CHATML_TEMPLATE
     model.to(device)
+    if device.type == "cpu":
+        hold_in_memory(model)
     model.requires_grad_(False)
     if not for_training:
         model.eval()

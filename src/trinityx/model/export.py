@@ -21,41 +21,19 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-import torch
 from safetensors.torch import save_file
-from torch import Tensor, nn
+from torch import Tensor
 from transformers import PreTrainedModel
 
 from trinityx.model.artifacts import atomic_dir, write_manifest
 from trinityx.model.composed import TrinityXModel, WeightSpec
-from trinityx.model.inject import ADAPTER_WEIGHTS, KEY_PREFIX, set_submodule
-from trinityx.nn.mocae import MoCaELinear
+from trinityx.model.folding import folded_view
+from trinityx.model.inject import ADAPTER_WEIGHTS, KEY_PREFIX
 
 
 def _gates(model: TrinityXModel, weights: WeightSpec, allow_negative: bool) -> Tensor:
     """Validated fixed gates (K,) float32, with the same rules as `generate`."""
     return model.resolve_weights(weights, allow_negative, mode="fixed")
-
-
-@torch.no_grad()
-def _merged_linear(layer: MoCaELinear, g: Tensor) -> nn.Linear:
-    """A new nn.Linear with W0 + sum_k g_k s_k B_k A_k, accumulated in float32."""
-    base = layer.base_layer
-    w = base.weight
-    g_r = g.to(w.device)[layer.rank_to_expert]  # (R,)
-    R = layer.total_rank
-    delta = (layer.lora_B_cat.float() * g_r) @ layer.lora_A_cat[:R].float()  # (d_out, d_in)
-    out = nn.Linear(
-        base.in_features,
-        base.out_features,
-        bias=base.bias is not None,
-        device=w.device,
-        dtype=w.dtype,
-    )
-    out.weight.copy_((w.float() + delta).to(w.dtype))
-    if base.bias is not None:
-        out.bias.copy_(base.bias)
-    return out.requires_grad_(False)
 
 
 @contextlib.contextmanager
@@ -64,18 +42,12 @@ def merged_view(
 ) -> Iterator[PreTrainedModel]:
     """Temporarily swap every MoCaELinear for its merged nn.Linear; restored on exit.
 
-    Costs one new weight per target module, not a copy of the whole model.
+    Costs one new weight per target module, not a copy of the whole model
+    (`folding.folded_view`, the same fold `generate` uses for shared gates).
     """
     g = _gates(model, weights, allow_negative)
-    swapped: list[tuple[str, MoCaELinear]] = []
-    try:
-        for name, layer in model.layers.items():
-            set_submodule(model.model, name, _merged_linear(layer, g))
-            swapped.append((name, layer))
-        yield model.model
-    finally:
-        for name, layer in swapped:
-            set_submodule(model.model, name, layer)
+    with folded_view(model.model, model.layers, g) as hf:
+        yield hf
 
 
 def merged_state(

@@ -9,6 +9,7 @@ into its B once per call, see `MoCaELinear`), token routing leaves every layer t
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -16,6 +17,7 @@ import torch
 from torch import Tensor
 
 from trinityx.data.formatting import prompt_string
+from trinityx.model.folding import FOLD_MIN_NEW_TOKENS, foldable, folded_view, shared_gates
 from trinityx.nn.router import combine_gates, masked_mean
 
 
@@ -127,6 +129,7 @@ class GenerationMixin:
         top_k: int | None = None,
         max_new_tokens: int = 64,
         return_routing: bool = True,
+        fold: bool | None = None,
         **hf_generate_kwargs,
     ) -> GenerationResult:
         """Batched generation with per-request HHH weights (one spec, or a list per prompt).
@@ -135,7 +138,11 @@ class GenerationMixin:
         the whole decode. token: every layer routes every token (prompt and decode steps).
         weight_mode="fixed": gates = pi, no router. Routing state is reset afterwards.
         return_routing=False skips the per-request routing report (and, in token mode, the
-        recording of router logits it is computed from).
+        recording of router logits it is computed from). fold: when every row shares one gate
+        vector, decode with g folded into W0 for this call (`model/folding.py`; same tokens,
+        bare-backbone speed, W0 restored bit-exactly). None folds from FOLD_MIN_NEW_TOKENS new
+        tokens on; True whenever the gates allow; False never. Rows with distinct gates and
+        token routing always take the unfolded path.
         """
         if (prompts is None) == (input_ids is None):
             raise ValueError("give either prompts or input_ids (left-padded), not both / neither")
@@ -159,7 +166,11 @@ class GenerationMixin:
         )
         tok = gates is None
         hf_generate_kwargs.setdefault("pad_token_id", self.tokenizer.pad_token_id)
-        with self._routing(**fields) as st:
+        g = self._fold_gates(fields.get("gates"), fold, max_new_tokens)
+        view = (
+            folded_view(self.model, self.layers, g) if g is not None else contextlib.nullcontext()
+        )
+        with self._routing(**fields) as st, view:
             out = self.model.generate(
                 input_ids=ids,
                 attention_mask=mask,
@@ -177,6 +188,13 @@ class GenerationMixin:
                 )
             routing = [self._report(prefs, gates, probs, i, weight_mode) for i in range(B)]
         return GenerationResult(texts, seqs, T0, routing)
+
+    def _fold_gates(self, gates: Tensor | None, fold: bool | None, new_tokens: int):
+        """The (K,) gates to fold into W0 for this call, or None to decode unfolded."""
+        if fold is False or (fold is None and new_tokens < FOLD_MIN_NEW_TOKENS):
+            return None
+        g = shared_gates(gates)
+        return g if g is not None and foldable(self.layers) else None
 
     def _token_summary(self, records, mask, prefs, mode, top_k, new, n, kw):
         """Token-mode report: gates (B, K) and calibrated sequence-level router probs (B, K).

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -135,6 +136,17 @@ def load_checkpoint(path: Path, params: Sequence[torch.nn.Parameter],
     return json.loads(meta.get("history", "[]"))
 
 
+def _require_single_process() -> None:
+    """Router training is one process: a few thousand router parameters on cached features."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:
+        raise RuntimeError(
+            f"router training runs in a single process, but WORLD_SIZE={world} (accelerate "
+            "launch / torchrun). Run `trinityx compose -c CONFIG` as a plain command; only "
+            "`trinityx train-expert` is data parallel."
+        )
+
+
 def train_router(
     model: TrinityXModel,
     examples: Sequence[RoutingExample],
@@ -150,6 +162,7 @@ def train_router(
 
     With `cfg.lm_weight > 0` and `lm_examples`, each step adds lm_weight x the response NLL of a
     batch of SFT examples through the composed model (drawn with the seeded data generator)."""
+    _require_single_process()
     targets = targets_for(model, examples)
     params = model.router_parameters()
     opt = torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)

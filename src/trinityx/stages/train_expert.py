@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import shutil
 from pathlib import Path
@@ -69,8 +70,14 @@ def _last_checkpoint(folder: Path) -> str | None:
     return str(ckpts[-1]) if ckpts else None
 
 
-def _common_args(cfg: TrainExpertConfig, out: Path, device: torch.device, lr: float, epochs: float,
-                 max_steps: int) -> dict:
+def _common_args(
+    cfg: TrainExpertConfig,
+    out: Path,
+    device: torch.device,
+    lr: float,
+    epochs: float,
+    max_steps: int,
+) -> dict:
     return dict(
         output_dir=str(out),
         num_train_epochs=epochs,
@@ -112,16 +119,31 @@ def probe_logits(model, tokenizer) -> list[float]:
     return logits.tolist()
 
 
+def _is_main_process() -> bool:
+    """Rank 0, or a plain single-process run (`accelerate launch` / torchrun set RANK)."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 def _finish(trainer, work: Path) -> list[dict]:
-    trainer.model.save_pretrained(work / "final")
-    (work / "final" / "probe.json").write_text(
-        json.dumps(probe_logits(trainer.model, trainer.processing_class))
-    )
+    """Save the adapter and its probe from rank 0; every rank waits until they are on disk.
+
+    Under DeepSpeed ZeRO-3 the weights are sharded across ranks, so every rank joins the
+    gather (`get_state_dict`, needs `zero3_save_16bit_model: true`) and the probe forward.
+    """
+    sharded = trainer.is_deepspeed_enabled
+    main = trainer.is_world_process_zero()
+    state = trainer.accelerator.get_state_dict(trainer.model_wrapped) if sharded else None
+    probe = probe_logits(trainer.model, trainer.processing_class) if main or sharded else None
+    if main:
+        trainer.model.save_pretrained(work / "final", state_dict=state)
+        (work / "final" / "probe.json").write_text(json.dumps(probe))
+    trainer.accelerator.wait_for_everyone()
     return trainer.state.log_history
 
 
-def _train_sft(cfg, backbone, train: list[SFTExample], work: Path, device,
-               callbacks: list | None = None) -> list[dict]:
+def _train_sft(
+    cfg, backbone, train: list[SFTExample], work: Path, device, callbacks: list | None = None
+) -> list[dict]:
     from datasets import Dataset
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
@@ -136,21 +158,33 @@ def _train_sft(cfg, backbone, train: list[SFTExample], work: Path, device,
         task_type="CAUSAL_LM",
     )
     args = SFTConfig(
-        **_common_args(cfg, work, device, cfg.optim.learning_rate, cfg.optim.epochs,
-                       cfg.optim.max_steps),
+        **_common_args(
+            cfg, work, device, cfg.optim.learning_rate, cfg.optim.epochs, cfg.optim.max_steps
+        ),
         max_length=cfg.optim.max_length,
         packing=False,
     )
     trainer = SFTTrainer(
-        model=backbone.model, args=args, train_dataset=ds, processing_class=backbone.tokenizer,
-        peft_config=peft_cfg, callbacks=callbacks,
+        model=backbone.model,
+        args=args,
+        train_dataset=ds,
+        processing_class=backbone.tokenizer,
+        peft_config=peft_cfg,
+        callbacks=callbacks,
     )
     trainer.train(resume_from_checkpoint=_last_checkpoint(work))
     return _finish(trainer, work)
 
 
-def _train_dpo(cfg, backbone, pairs: list[PreferencePair], work: Path, device,
-               init_adapter: Path | None, callbacks: list | None = None) -> list[dict]:
+def _train_dpo(
+    cfg,
+    backbone,
+    pairs: list[PreferencePair],
+    work: Path,
+    device,
+    init_adapter: Path | None,
+    callbacks: list | None = None,
+) -> list[dict]:
     from datasets import Dataset
     from peft import LoraConfig, PeftModel
     from trl import DPOConfig, DPOTrainer
@@ -170,8 +204,11 @@ def _train_dpo(cfg, backbone, pairs: list[PreferencePair], work: Path, device,
         model = PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
     else:
         peft_cfg = LoraConfig(
-            r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
-            target_modules=list(cfg.lora.target_modules), task_type="CAUSAL_LM",
+            r=cfg.lora.r,
+            lora_alpha=cfg.lora.alpha,
+            lora_dropout=cfg.lora.dropout,
+            target_modules=list(cfg.lora.target_modules),
+            task_type="CAUSAL_LM",
         )
     args = DPOConfig(
         **_common_args(cfg, work, device, cfg.dpo.learning_rate, cfg.dpo.epochs, cfg.dpo.max_steps),
@@ -180,8 +217,13 @@ def _train_dpo(cfg, backbone, pairs: list[PreferencePair], work: Path, device,
         max_length=cfg.optim.max_length,
     )
     trainer = DPOTrainer(
-        model=model, ref_model=None, args=args, train_dataset=ds,
-        processing_class=backbone.tokenizer, peft_config=peft_cfg, callbacks=callbacks,
+        model=model,
+        ref_model=None,
+        args=args,
+        train_dataset=ds,
+        processing_class=backbone.tokenizer,
+        peft_config=peft_cfg,
+        callbacks=callbacks,
     )
     trainer.train(resume_from_checkpoint=_last_checkpoint(work))
     return _finish(trainer, work)
@@ -211,10 +253,14 @@ def run(cfg: TrainExpertConfig, callbacks: list | None = None) -> Path:
 
     `callbacks`: extra transformers `TrainerCallback`s (logging, early stopping, ...). Rerunning
     after an interruption resumes from the last checkpoint in `<output_dir>.partial/`.
+    Data parallel under `accelerate launch` / torchrun (DDP): the global batch is
+    batch_size x grad_accum x processes; rank 0 alone measures, saves and writes the artifact.
     """
     out = Path(cfg.output_dir)
     if out.exists() and not cfg.overwrite:
-        raise ArtifactError(f"{out} already exists; set overwrite=true or choose another output_dir")
+        raise ArtifactError(
+            f"{out} already exists; set overwrite=true or choose another output_dir"
+        )
     set_seed(cfg.seed)
     backbone = load_backbone(cfg.backbone, for_training=True)
     device = backbone.model.device
@@ -226,16 +272,21 @@ def run(cfg: TrainExpertConfig, callbacks: list | None = None) -> Path:
     train, heldout = _split_heldout(cfg, records)
     heldout_sft = _as_sft(heldout)
     work = out.with_name(out.name + ".partial")
+    main = _is_main_process()
     work.mkdir(parents=True, exist_ok=True)
-    (work / "config.yaml").write_text(dump_yaml(cfg))
-
     samples = [ex.messages for ex in heldout_sft[:2]]
     samples += [({"role": "user", "content": p},) for p in cfg.sample_prompts]
-    before = {
-        "heldout_loss": masked_lm_loss(backbone.model, backbone.tokenizer, heldout_sft)
-        if heldout_sft else None,
-        "answers": generate_greedy(backbone.model, backbone.tokenizer, samples, cfg.max_new_tokens),
-    }
+    before = {}
+    if main:  # the other ranks wait for it in the trainer's first collective
+        (work / "config.yaml").write_text(dump_yaml(cfg))
+        before = {
+            "heldout_loss": masked_lm_loss(backbone.model, backbone.tokenizer, heldout_sft)
+            if heldout_sft
+            else None,
+            "answers": generate_greedy(
+                backbone.model, backbone.tokenizer, samples, cfg.max_new_tokens
+            ),
+        }
 
     history: dict[str, list[dict]] = {}
     adapter: Path | None = None
@@ -253,6 +304,8 @@ def run(cfg: TrainExpertConfig, callbacks: list | None = None) -> Path:
         backbone = load_backbone(cfg.backbone, for_training=True)  # fresh, un-wrapped base
         history["dpo"] = _train_dpo(cfg, backbone, train_pairs, dpo_dir, device, adapter, callbacks)
         adapter = dpo_dir / "final"
+    if not main:
+        return out  # rank 0 writes the artifact
 
     from peft import PeftModel
 
@@ -270,8 +323,10 @@ def run(cfg: TrainExpertConfig, callbacks: list | None = None) -> Path:
         "heldout_loss_before": before["heldout_loss"],
         "heldout_loss_after": after["heldout_loss"],
         "probe_logits": json.loads((adapter / "probe.json").read_text()),
-        "final_train_loss": {k: next((h["loss"] for h in reversed(v) if "loss" in h), None)
-                             for k, v in history.items()},
+        "final_train_loss": {
+            k: next((h["loss"] for h in reversed(v) if "loss" in h), None)
+            for k, v in history.items()
+        },
         "samples": [
             {"prompt": s[-1]["content"], "before": b, "after": a}
             for s, b, a in zip(samples, before["answers"], after["answers"], strict=True)
@@ -292,10 +347,15 @@ def run(cfg: TrainExpertConfig, callbacks: list | None = None) -> Path:
             backbone_source=base.source,
             backbone_weights_hash=base.weights_hash,
             method=cfg.method,
-            lora={"r": cfg.lora.r, "alpha": cfg.lora.alpha,
-                  "target_modules": list(cfg.lora.target_modules)},
-            data={p: (sha256_file(p) if Path(p).is_file() else None)
-                  for p in (_resolved(cfg, p) for p in data_files)},
+            lora={
+                "r": cfg.lora.r,
+                "alpha": cfg.lora.alpha,
+                "target_modules": list(cfg.lora.target_modules),
+            },
+            data={
+                p: (sha256_file(p) if Path(p).is_file() else None)
+                for p in (_resolved(cfg, p) for p in data_files)
+            },
         )
     shutil.rmtree(work, ignore_errors=True)
     log.info("expert %s written to %s", cfg.dimension, out)
