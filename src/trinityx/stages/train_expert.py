@@ -11,6 +11,7 @@ import json
 import logging
 import random
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -28,7 +29,7 @@ from trinityx.model.artifacts import (
     write_json,
     write_manifest,
 )
-from trinityx.model.backbone import bf16_autocast_supported, load_backbone
+from trinityx.model.backbone import Backbone, bf16_autocast_supported, load_backbone
 from trinityx.model.scoring import generate_greedy, masked_lm_loss
 
 log = logging.getLogger(__name__)
@@ -206,17 +207,20 @@ def _loss_plot(history: dict[str, list[dict]], path: Path) -> None:
     plt.close(fig)
 
 
-def run(cfg: TrainExpertConfig, callbacks: list | None = None) -> Path:
+def run(cfg: TrainExpertConfig, callbacks: list | None = None,
+        backbone_loader: Callable[..., Backbone] = load_backbone) -> Path:
     """Train the expert and write its artifact folder; returns the folder.
 
     `callbacks`: extra transformers `TrainerCallback`s (logging, early stopping, ...). Rerunning
     after an interruption resumes from the last checkpoint in `<output_dir>.partial/`.
+    `backbone_loader(cfg, for_training=...)` replaces `load_backbone`, e.g. a cache that loads
+    once and hands out copies when several stages run in one process (the demo).
     """
     out = Path(cfg.output_dir)
     if out.exists() and not cfg.overwrite:
         raise ArtifactError(f"{out} already exists; set overwrite=true or choose another output_dir")
     set_seed(cfg.seed)
-    backbone = load_backbone(cfg.backbone, for_training=True)
+    backbone = backbone_loader(cfg.backbone, for_training=True)
     device = backbone.model.device
     kind = "preference" if cfg.method in ("dpo", "sft+dpo") else None
     records = load_sources(cfg, cfg.train, kind=kind, dimension=_label(cfg))
@@ -250,13 +254,13 @@ def run(cfg: TrainExpertConfig, callbacks: list | None = None) -> Path:
     if cfg.method in ("dpo", "sft+dpo"):
         dpo_dir = work / "dpo"
         train_pairs = [r for r in train if isinstance(r, PreferencePair)]
-        backbone = load_backbone(cfg.backbone, for_training=True)  # fresh, un-wrapped base
+        backbone = backbone_loader(cfg.backbone, for_training=True)  # fresh, un-wrapped base
         history["dpo"] = _train_dpo(cfg, backbone, train_pairs, dpo_dir, device, adapter, callbacks)
         adapter = dpo_dir / "final"
 
     from peft import PeftModel
 
-    base = load_backbone(cfg.backbone)
+    base = backbone_loader(cfg.backbone)
     tuned = PeftModel.from_pretrained(base.model, str(adapter)).eval()
     after = {
         "heldout_loss": masked_lm_loss(tuned, base.tokenizer, heldout_sft) if heldout_sft else None,
