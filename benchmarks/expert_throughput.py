@@ -33,8 +33,13 @@ def _rows(cfg: TrainExpertConfig, tokenizer, n: int) -> list[dict]:
 def _lora(cfg: TrainExpertConfig):
     from peft import LoraConfig
 
-    return LoraConfig(r=cfg.lora.r, lora_alpha=cfg.lora.alpha, lora_dropout=cfg.lora.dropout,
-                      target_modules=list(cfg.lora.target_modules), task_type="CAUSAL_LM")
+    return LoraConfig(
+        r=cfg.lora.r,
+        lora_alpha=cfg.lora.alpha,
+        lora_dropout=cfg.lora.dropout,
+        target_modules=list(cfg.lora.target_modules),
+        task_type="CAUSAL_LM",
+    )
 
 
 def plain_loop(cfg: TrainExpertConfig, rows: list[dict], bs: int) -> dict:
@@ -44,9 +49,12 @@ def plain_loop(cfg: TrainExpertConfig, rows: list[dict], bs: int) -> dict:
     bb = load_backbone(cfg.backbone, for_training=True)
     model = get_peft_model(bb.model, _lora(cfg))
     model.train()
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
-                            lr=cfg.optim.learning_rate)
-    batches = [collate(rows[i:i + bs], bb.tokenizer.pad_token_id) for i in range(0, len(rows), bs)]
+    opt = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=cfg.optim.learning_rate
+    )
+    batches = [
+        collate(rows[i : i + bs], bb.tokenizer.pad_token_id) for i in range(0, len(rows), bs)
+    ]
     real = padded = 0
     t0 = time.perf_counter()
     for b in batches:
@@ -57,8 +65,12 @@ def plain_loop(cfg: TrainExpertConfig, rows: list[dict], bs: int) -> dict:
         real += int(b["attention_mask"].sum())
         padded += b["input_ids"].numel()
     dt = time.perf_counter() - t0
-    return {"seconds": dt, "real_tokens": real, "padded_tokens": padded,
-            "real_tokens_per_s": real / dt}
+    return {
+        "seconds": dt,
+        "real_tokens": real,
+        "padded_tokens": padded,
+        "real_tokens_per_s": real / dt,
+    }
 
 
 def sft_trainer(cfg: TrainExpertConfig, rows: list[dict], bs: int, steps: int) -> dict:
@@ -70,13 +82,20 @@ def sft_trainer(cfg: TrainExpertConfig, rows: list[dict], bs: int, steps: int) -
 
     bb = load_backbone(cfg.backbone, for_training=True)
     with tempfile.TemporaryDirectory() as tmp:
-        args = SFTConfig(**_common_args(cfg, Path(tmp), bb.model.device,
-                                        cfg.optim.learning_rate, 1.0, steps),
-                         max_length=cfg.optim.max_length, packing=False)
+        args = SFTConfig(
+            **_common_args(cfg, Path(tmp), bb.model.device, cfg.optim.learning_rate, 1.0, steps),
+            max_length=cfg.optim.max_length,
+            packing=False,
+        )
         args.save_strategy = "no"
         args.disable_tqdm = True
-        trainer = SFTTrainer(model=bb.model, args=args, train_dataset=Dataset.from_list(rows),
-                             processing_class=bb.tokenizer, peft_config=_lora(cfg))
+        trainer = SFTTrainer(
+            model=bb.model,
+            args=args,
+            train_dataset=Dataset.from_list(rows),
+            processing_class=bb.tokenizer,
+            peft_config=_lora(cfg),
+        )
         t0 = time.perf_counter()
         trainer.train()
         dt = time.perf_counter() - t0
@@ -90,9 +109,12 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=5)
     ap.add_argument("--batch-size", type=int, default=8)
     args = ap.parse_args()
-    cfg = TrainExpertConfig(dimension="helpful", output_dir="unused",
-                            train=[DataSource(path="starter:helpful", split="train")],
-                            backbone=BackboneConfig(name=args.backbone))
+    cfg = TrainExpertConfig(
+        dimension="helpful",
+        output_dir="unused",
+        train=[DataSource(path="starter:helpful", split="train")],
+        backbone=BackboneConfig(name=args.backbone),
+    )
     cfg.optim.batch_size = args.batch_size
     bb = load_backbone(cfg.backbone)
     rows = _rows(cfg, bb.tokenizer, args.batches * args.batch_size)
@@ -102,7 +124,7 @@ def main() -> None:
         "plain_loop": plain_loop(cfg, rows, args.batch_size),
         "sft_trainer": sft_trainer(cfg, rows, args.batch_size, args.batches),
     }
-    res["trainer_over_plain"] = (res["sft_trainer"]["seconds"] / res["plain_loop"]["seconds"])
+    res["trainer_over_plain"] = res["sft_trainer"]["seconds"] / res["plain_loop"]["seconds"]
     print(json.dumps(res, indent=2))
 
 

@@ -9,17 +9,29 @@ import json
 import pytest
 
 from trinityx.cli import main
-from trinityx.data.loading import load_sources
 from trinityx.config import DataSource, TrainExpertConfig
+from trinityx.data.loading import load_sources
 
 
 def test_demo_fast_runs_the_whole_pipeline(tmp_path, cache_dir, capsys):
     assert main(["demo", "--fast", "--workdir", str(tmp_path)]) == 0
     captured = capsys.readouterr()
     out = captured.out
-    for needle in ("[helpful]", "[harmless]", "[honest]", "held-out loss", "router held-out accuracy",
-                   "ECE", "TrinityX [", "benign but edgy", "harmless weight 0 ->",
-                   "harmless weight 2 ->", "not present: skipped", "TrinityX  ", "done in"):
+    for needle in (
+        "[helpful]",
+        "[harmless]",
+        "[honest]",
+        "held-out loss",
+        "router held-out accuracy",
+        "ECE",
+        "TrinityX [",
+        "benign but edgy",
+        "harmless weight 0 ->",
+        "harmless weight 2 ->",
+        "not present: skipped",
+        "TrinityX  ",
+        "done in",
+    ):
         assert needle in out, needle
     # Library warnings and the trainer's per-step dicts went to the log, not the terminal.
     root = tmp_path / "tiny"
@@ -36,8 +48,13 @@ def test_demo_fast_runs_the_whole_pipeline(tmp_path, cache_dir, capsys):
         assert needle in md, needle
     assert (root / "heldout.png").is_file()
     show = json.loads((root / "showcase.json").read_text())
-    assert set(show["table"]["rows"]) == {"backbone", "helpful expert", "harmless expert",
-                                          "honest expert", "TrinityX"}
+    assert set(show["table"]["rows"]) == {
+        "backbone",
+        "helpful expert",
+        "harmless expert",
+        "honest expert",
+        "TrinityX",
+    }
     assert [s["weights"]["harmless"] for s in show["sweep"]] == [0.0, 1.0, 2.0]
     # harmless weight 0 removes the harmless expert from the gates; 2 raises its share.
     g = [s["gates"]["harmless"] for s in show["sweep"]]
@@ -53,7 +70,9 @@ def test_demo_fast_runs_the_whole_pipeline(tmp_path, cache_dir, capsys):
     assert "reusing finished" in out2 and "reusing probes" in out2
     assert (composed / "manifest.json").stat().st_mtime == mtime
     timings = json.loads((root / "timings.json").read_text())
-    assert all(v.get("reused") for k, v in timings.items() if k in ("helpful", "compose", "showcase"))
+    assert all(
+        v.get("reused") for k, v in timings.items() if k in ("helpful", "compose", "showcase")
+    )
 
 
 @pytest.mark.parametrize("dim", ["helpful", "harmless", "honest"])

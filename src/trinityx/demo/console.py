@@ -33,7 +33,9 @@ class Console:
         self._log_file: TextIO = open(log_path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
         self._log_file.write(f"\n===== trinityx demo {time.strftime('%Y-%m-%d %H:%M:%S')} =====\n")
         self._handler = logging.StreamHandler(self._log_file)
-        self._handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        self._handler.setFormatter(
+            logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s")
+        )
 
     def print(self, *lines: str) -> None:
         """A line for the terminal, copied into the log so the log reads as a whole story."""
@@ -94,8 +96,12 @@ class TrainerBar(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         self.phase += 1
         name = "DPO" if "dpo" in str(args.output_dir).replace("\\", "/").split("/")[-1] else "SFT"
-        self.bar = self.console.bar(total=state.max_steps, initial=state.global_step,
-                                    desc=f"{self.label} {name}", unit="step")
+        self.bar = self.console.bar(
+            total=state.max_steps,
+            initial=state.global_step,
+            desc=f"{self.label} {name}",
+            unit="step",
+        )
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.bar is not None:

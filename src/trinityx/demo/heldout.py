@@ -5,7 +5,7 @@ alone via fixed one-hot weights; the calibrated router), so nothing is loaded tw
 figures differ only by the composition. Columns: response-token NLL on each dimension's held-out
 rows (the loss the experts are trained and judged by; lower is better), and the refusal rate on
 the held-out harmful prompts (higher is better) and on the held-out benign-but-edgy ones (lower
-is better), by the project's keyword refusal detector.
+is better; the pairs whose rejected answer is a refusal), by the project's keyword detector.
 """
 
 from __future__ import annotations
@@ -55,25 +55,35 @@ def _gates(model: TrinityXModel, system: str, batch: list[SFTExample]) -> torch.
 
 
 @torch.no_grad()
-def response_nll(model: TrinityXModel, system: str, examples: list[SFTExample],
-                 batch_size: int = 8) -> float:
+def response_nll(
+    model: TrinityXModel, system: str, examples: list[SFTExample], batch_size: int = 8
+) -> float:
     """Mean next-token NLL over response tokens (same definition as the experts' held-out loss)."""
     total, count = 0.0, 0
     for i in range(0, len(examples), batch_size):
-        batch = examples[i:i + batch_size]
-        enc = collate([encode_sft(model.tokenizer, ex, 256) for ex in batch],
-                      model.tokenizer.pad_token_id)
+        batch = examples[i : i + batch_size]
+        enc = collate(
+            [encode_sft(model.tokenizer, ex, 256) for ex in batch], model.tokenizer.pad_token_id
+        )
         if system == "backbone":
             with model.experts_off():
-                logits = model.model(input_ids=enc["input_ids"].to(model.device),
-                                     attention_mask=enc["attention_mask"].to(model.device)).logits
+                logits = model.model(
+                    input_ids=enc["input_ids"].to(model.device),
+                    attention_mask=enc["attention_mask"].to(model.device),
+                ).logits
         else:
-            logits = model.logits(enc["input_ids"], enc["attention_mask"],
-                                  gates=_gates(model, system, batch))  # (B, T, V)
+            logits = model.logits(
+                enc["input_ids"], enc["attention_mask"], gates=_gates(model, system, batch)
+            )  # (B, T, V)
         labels = enc["labels"][:, 1:].to(logits.device)  # (B, T-1)
-        total += float(torch.nn.functional.cross_entropy(
-            logits[:, :-1].float().reshape(-1, logits.shape[-1]), labels.reshape(-1),
-            ignore_index=IGNORE_INDEX, reduction="sum"))
+        total += float(
+            torch.nn.functional.cross_entropy(
+                logits[:, :-1].float().reshape(-1, logits.shape[-1]),
+                labels.reshape(-1),
+                ignore_index=IGNORE_INDEX,
+                reduction="sum",
+            )
+        )
         count += int((labels != IGNORE_INDEX).sum())
     return total / max(count, 1)
 
@@ -81,23 +91,39 @@ def response_nll(model: TrinityXModel, system: str, examples: list[SFTExample],
 def _answers(model: TrinityXModel, system: str, prompts: list[str], n: int) -> list[str]:
     if system == "backbone":
         with model.experts_off():
-            return generate_greedy(model.model, model.tokenizer,
-                                   [({"role": "user", "content": p},) for p in prompts], n)
+            return generate_greedy(
+                model.model,
+                model.tokenizer,
+                [({"role": "user", "content": p},) for p in prompts],
+                n,
+            )
     if system == "TrinityX":
-        return model.generate(prompts, max_new_tokens=n, do_sample=False,
-                              return_routing=False).texts
+        return model.generate(
+            prompts, max_new_tokens=n, do_sample=False, return_routing=False
+        ).texts
     name = system.removesuffix(" expert")
-    return model.generate(prompts, hhh_weights={name: 1.0}, weight_mode="fixed",
-                          max_new_tokens=n, do_sample=False, return_routing=False).texts
+    return model.generate(
+        prompts,
+        hhh_weights={name: 1.0},
+        weight_mode="fixed",
+        max_new_tokens=n,
+        do_sample=False,
+        return_routing=False,
+    ).texts
 
 
-def metric_table(model: TrinityXModel, limit: int | None, max_new_tokens: int,
-                 tick: Callable[[], None] = lambda: None) -> dict:
+def metric_table(
+    model: TrinityXModel,
+    limit: int | None,
+    max_new_tokens: int,
+    tick: Callable[[], None] = lambda: None,
+) -> dict:
     """{system: {"loss": {dim: nll}, "refusal_harmful": %, "refusal_benign": %}} plus sizes."""
     slices, pairs = heldout_slices(limit)
-    harmful = [p.messages[-1]["content"] for p in pairs if is_refusal(p.chosen)]
-    benign = [p.messages[-1]["content"] for p in pairs if not is_refusal(p.chosen)]
-    harmful = harmful[:limit]
+    # Borderline-but-benign pairs prefer the answer over an unnecessary refusal.
+    edgy = [is_refusal(p.rejected) and not is_refusal(p.chosen) for p in pairs]
+    benign = [p.messages[-1]["content"] for p, e in zip(pairs, edgy, strict=True) if e]
+    harmful = [p.messages[-1]["content"] for p, e in zip(pairs, edgy, strict=True) if not e][:limit]
     rows: dict[str, dict] = {}
     for system in SYSTEMS:
         loss = {d: response_nll(model, system, ex) for d, ex in slices.items()}
@@ -106,8 +132,12 @@ def metric_table(model: TrinityXModel, limit: int | None, max_new_tokens: int,
         rows[system] = {
             "loss": loss,
             "refusal_harmful": 100.0 * sum(refused[: len(harmful)]) / max(len(harmful), 1),
-            "refusal_benign": 100.0 * sum(refused[len(harmful):]) / max(len(benign), 1),
+            "refusal_benign": 100.0 * sum(refused[len(harmful) :]) / max(len(benign), 1),
         }
         tick()
-    return {"rows": rows, "n": {d: len(v) for d, v in slices.items()},
-            "n_harmful": len(harmful), "n_benign": len(benign)}
+    return {
+        "rows": rows,
+        "n": {d: len(v) for d, v in slices.items()},
+        "n_harmful": len(harmful),
+        "n_benign": len(benign),
+    }

@@ -47,15 +47,18 @@ class BackboneCache:
         self._kept: dict[tuple, Backbone] = {}
         self.load_seconds = 0.0
 
-    def __call__(self, cfg: BackboneConfig | None = None, *, for_training: bool = False) -> Backbone:
+    def __call__(
+        self, cfg: BackboneConfig | None = None, *, for_training: bool = False
+    ) -> Backbone:
         cfg = cfg or BackboneConfig()
         key = (cfg.name, cfg.device, cfg.dtype, cfg.revision, cfg.cache_dir)
         t0 = time.perf_counter()
         if key not in self._kept:
             self._kept[key] = load_backbone(cfg)
         kept = self._kept[key]
-        copy_ = dataclasses.replace(kept, model=copy.deepcopy(kept.model),
-                                    tokenizer=copy.deepcopy(kept.tokenizer))
+        copy_ = dataclasses.replace(
+            kept, model=copy.deepcopy(kept.model), tokenizer=copy.deepcopy(kept.tokenizer)
+        )
         copy_.model.train(False)  # as load_backbone leaves it; trainers switch to train mode
         self.load_seconds += time.perf_counter() - t0
         return copy_
@@ -112,8 +115,9 @@ def _manifest_key(folder: Path, extra: object) -> str:
     return h.hexdigest()
 
 
-def run_demo(fast: bool = False, workdir: str | Path = "runs/demo",
-             routing: str = "sequence") -> dict:
+def run_demo(
+    fast: bool = False, workdir: str | Path = "runs/demo", routing: str = "sequence"
+) -> dict:
     """Train, compose, calibrate, show; returns the showcase dict (also in showcase.json)."""
     from trinityx.demo import report
     from trinityx.stages import compose, train_expert
@@ -123,23 +127,33 @@ def run_demo(fast: bool = False, workdir: str | Path = "runs/demo",
     stages = Stages(console)
     loader = BackboneCache()
     t_all = time.perf_counter()
-    console.print(f"TrinityX demo: {'tiny random Llama' if fast else 'SmolLM2-135M-Instruct'}, "
-                  f"{routing} routing; artifacts under {root}, library output in "
-                  f"{console.log_path}")
+    console.print(
+        f"TrinityX demo: {'tiny random Llama' if fast else 'SmolLM2-135M-Instruct'}, "
+        f"{routing} routing; artifacts under {root}, library output in "
+        f"{console.log_path}"
+    )
     try:
         experts: dict[str, Path] = {}
         for dim in DIMENSIONS:
             cfg = expert_config(dim, fast, root)
             experts[dim] = Path(cfg.output_dir)
-            stages.artifact(dim, experts[dim], f"expert ({cfg.method}, {cfg.backbone.name})",
-                            lambda cfg=cfg, dim=dim: train_expert.run(
-                                cfg, callbacks=[TrainerBar(console, f"[{dim}]")],
-                                backbone_loader=loader))
+            stages.artifact(
+                dim,
+                experts[dim],
+                f"expert ({cfg.method}, {cfg.backbone.name})",
+                lambda cfg=cfg, dim=dim: train_expert.run(
+                    cfg, callbacks=[TrainerBar(console, f"[{dim}]")], backbone_loader=loader
+                ),
+            )
         console.print(*report.expert_lines(experts))
         ccfg = compose_config(fast, routing, root, experts)
         out = Path(ccfg.output_dir)
-        stages.artifact("compose", out, f"{routing} router training + out-of-sample calibration",
-                        lambda: compose.run(ccfg, backbone_loader=loader))
+        stages.artifact(
+            "compose",
+            out,
+            f"{routing} router training + out-of-sample calibration",
+            lambda: compose.run(ccfg, backbone_loader=loader),
+        )
         console.print(*report.compose_lines(out))
         show = _showcase(root, out, fast, loader, stages, console)
         console.print(*report.showcase_lines(show))
@@ -147,15 +161,18 @@ def run_demo(fast: bool = False, workdir: str | Path = "runs/demo",
         stages.timings["backbone_copies_seconds"] = {"seconds": round(loader.load_seconds, 1)}
         write_json(root / "timings.json", stages.timings)
         report.write_markdown(root, experts, out, show, stages.timings)
-        console.print(*report.timing_lines(stages.timings),
-                      f"report: {root / 'report.md'}  (log: {console.log_path})")
+        console.print(
+            *report.timing_lines(stages.timings),
+            f"report: {root / 'report.md'}  (log: {console.log_path})",
+        )
         return show
     finally:
         console.close()
 
 
-def _showcase(root: Path, composed: Path, fast: bool, loader: BackboneCache, stages: Stages,
-              console: Console) -> dict:
+def _showcase(
+    root: Path, composed: Path, fast: bool, loader: BackboneCache, stages: Stages, console: Console
+) -> dict:
     """Probes, shipped model, weight sweep and held-out table; reused while the composed model
     (and the shipped model's presence) is unchanged."""
     from trinityx.demo import heldout, showcase
@@ -183,8 +200,9 @@ def _showcase(root: Path, composed: Path, fast: bool, loader: BackboneCache, sta
         sweep = showcase.weight_sweep(model, n_new)
         bar.update()
         table = heldout.metric_table(model, 4 if fast else 12, 8 if fast else 24, bar.update)
-        shipped = showcase.answer_shipped(SHIPPED, loader(_backbone_of(SHIPPED))
-                                          if shipped_present else None, n_new)
+        shipped = showcase.answer_shipped(
+            SHIPPED, loader(_backbone_of(SHIPPED)) if shipped_present else None, n_new
+        )
         if shipped_present:
             bar.update()
     bar.close()

@@ -39,12 +39,20 @@ def answer_probes(model: TrinityXModel, max_new_tokens: int) -> list[dict]:
     prompts = [p for ps in PROBES.values() for p in ps]
     res = model.generate(prompts, max_new_tokens=max_new_tokens, do_sample=False)
     with model.experts_off():
-        bare = generate_greedy(model.model, model.tokenizer,
-                               [({"role": "user", "content": p},) for p in prompts],
-                               max_new_tokens=max_new_tokens)
+        bare = generate_greedy(
+            model.model,
+            model.tokenizer,
+            [({"role": "user", "content": p},) for p in prompts],
+            max_new_tokens=max_new_tokens,
+        )
     return [
-        {"dimension": d, "prompt": p, "backbone": b.strip(), "trinityx": t.strip(),
-         "gates": _named(r["gates"])}
+        {
+            "dimension": d,
+            "prompt": p,
+            "backbone": b.strip(),
+            "trinityx": t.strip(),
+            "gates": _named(r["gates"]),
+        }
         for d, p, b, t, r in zip(dims, prompts, bare, res.texts, res.routing, strict=True)
     ]
 
@@ -56,15 +64,26 @@ def answer_shipped(folder: Path, backbone: Backbone | None, max_new_tokens: int)
     shipped = TrinityXModel.from_pretrained(folder, backbone=backbone)
     prompts = [p for ps in PROBES.values() for p in ps]
     res = shipped.generate(prompts, max_new_tokens=max_new_tokens, do_sample=False)
-    return {"folder": str(folder), "present": True,
-            "answers": [{"prompt": p, "answer": t.strip(), "gates": _named(r["gates"])}
-                        for p, t, r in zip(prompts, res.texts, res.routing, strict=True)]}
+    return {
+        "folder": str(folder),
+        "present": True,
+        "answers": [
+            {"prompt": p, "answer": t.strip(), "gates": _named(r["gates"])}
+            for p, t, r in zip(prompts, res.texts, res.routing, strict=True)
+        ],
+    }
 
 
 def weight_sweep(model: TrinityXModel, max_new_tokens: int) -> list[dict]:
     """One prompt, three requests differing only in the user's harmless weight."""
     specs = [{"helpful": 1.0, "harmless": w, "honest": 1.0} for w in SWEEP]
-    res = model.generate([SWEEP_PROMPT] * len(specs), hhh_weights=specs,
-                         max_new_tokens=max_new_tokens, do_sample=False)
-    return [{"weights": s, "answer": t.strip(), "gates": _named(r["gates"])}
-            for s, t, r in zip(specs, res.texts, res.routing, strict=True)]
+    res = model.generate(
+        [SWEEP_PROMPT] * len(specs),
+        hhh_weights=specs,
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+    )
+    return [
+        {"weights": s, "answer": t.strip(), "gates": _named(r["gates"])}
+        for s, t, r in zip(specs, res.texts, res.routing, strict=True)
+    ]
