@@ -85,3 +85,26 @@ def test_probes_are_not_in_the_starter_data(dim):
     seen = {r.messages[-1]["content"].lower() for r in load_sources(cfg, [src], dimension=dim)}
     probes = [p for ps in PROBES.values() for p in ps] + [SWEEP_PROMPT]
     assert not [p for p in probes if p.lower() in seen]
+
+
+def test_backbone_cache_loads_once_and_hands_out_independent_copies(cache_dir, monkeypatch):
+    """Stages inject LoRA / MoCaE modules in place: each must get its own copy of the one load."""
+    import torch
+
+    from trinityx.config import BackboneConfig
+    from trinityx.demo import pipeline
+
+    calls = []
+    real = pipeline.load_backbone
+    monkeypatch.setattr(pipeline, "load_backbone", lambda cfg: calls.append(cfg) or real(cfg))
+    cache = pipeline.BackboneCache()
+    cfg = BackboneConfig(name="tiny-random-llama")
+    a, b = cache(cfg, for_training=True), cache(cfg)
+    assert len(calls) == 1
+    assert a.weights_hash == b.weights_hash and a.model is not b.model
+    w = a.model.get_input_embeddings().weight
+    before = b.model.get_input_embeddings().weight.clone()
+    with torch.no_grad():
+        w.add_(1.0)
+    assert torch.equal(b.model.get_input_embeddings().weight, before)
+    assert not any(p.requires_grad for p in b.model.parameters())

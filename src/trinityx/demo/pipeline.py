@@ -158,7 +158,7 @@ def run_demo(
         show = _showcase(root, out, fast, loader, stages, console)
         console.print(*report.showcase_lines(show))
         stages.timings["total"] = {"seconds": round(time.perf_counter() - t_all, 1)}
-        stages.timings["backbone_copies_seconds"] = {"seconds": round(loader.load_seconds, 1)}
+        stages.timings["backbone loads+copies"] = {"seconds": round(loader.load_seconds, 1)}
         write_json(root / "timings.json", stages.timings)
         report.write_markdown(root, experts, out, show, stages.timings)
         console.print(

@@ -189,12 +189,14 @@ def write_markdown(
     md = [
         "# TrinityX demo report",
         "",
-        "Stage times (s): "
-        + ", ".join(
-            f"{k} {v['seconds']:.0f}" + (" (reused)" if v.get("reused") else "")
-            for k, v in timings.items()
+        "| stage | " + " | ".join(timings) + " |",
+        "|---" * (len(timings) + 1) + "|",
+        "| seconds | "
+        + " | ".join(
+            f"{v['seconds']:.0f}" + (" (reused)" if v.get("reused") else "")
+            for v in timings.values()
         )
-        + ".",
+        + " |",
         "",
         "## Experts",
         "",
@@ -212,7 +214,7 @@ def write_markdown(
         "",
         "## Router: out-of-sample accuracy and calibration",
         "",
-        *[line.strip() for line in compose_lines(composed)[2:-1]],
+        *[f"- {line.strip()}" for line in compose_lines(composed)[2:-1]],
         "",
         f"![reliability diagram]({rel(composed / 'reliability.png')})",
         f"![routing heat map]({rel(composed / 'routing_heatmap.png')})",
