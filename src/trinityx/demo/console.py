@@ -86,20 +86,27 @@ class Console:
 
 class TrainerBar(TrainerCallback):
     """One terminal bar per training phase (SFT, DPO) with steps and ETA; the trainer's log dicts
-    go to the log file (through `quiet()`), with the latest loss shown on the bar."""
+    go to the log file (through `quiet()`), with the latest loss shown on the bar.
+
+    Also measures each phase: `phases[name] = {"seconds", "steps", "real_tokens_per_s"}` (from
+    TRL's running `num_tokens`, the non-pad tokens seen; SFT only), for the demo's breakdown."""
 
     def __init__(self, console: Console, label: str) -> None:
         self.console, self.label = console, label
         self.bar: tqdm | None = None
-        self.phase = 0
+        self.name = ""
+        self.phases: dict[str, dict] = {}
+        self._t0 = 0.0
+        self._step0 = 0
+        self._tokens: tuple[float, float] | None = None
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self.phase += 1
-        name = "DPO" if "dpo" in str(args.output_dir).replace("\\", "/").split("/")[-1] else "SFT"
+        self.name = "DPO" if Path(str(args.output_dir)).name == "dpo" else "SFT"
+        self._t0, self._step0, self._tokens = time.perf_counter(), state.global_step, None
         self.bar = self.console.bar(
             total=state.max_steps,
             initial=state.global_step,
-            desc=f"{self.label} {name}",
+            desc=f"{self.label} {self.name}",
             unit="step",
         )
 
@@ -108,10 +115,22 @@ class TrainerBar(TrainerCallback):
             self.bar.update(state.global_step - self.bar.n)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if self.bar is not None and logs and "loss" in logs:
+        if not logs:
+            return
+        if "num_tokens" in logs:  # (tokens, seconds) at this log, for a tokens/s figure
+            self._tokens = (float(logs["num_tokens"]), time.perf_counter() - self._t0)
+        if self.bar is not None and "loss" in logs:
             self.bar.set_postfix(loss=f"{float(logs['loss']):.3f}")
 
     def on_train_end(self, args, state, control, **kwargs):
+        self.phases[self.name] = {
+            "seconds": round(time.perf_counter() - self._t0, 1),
+            "steps": state.global_step - self._step0,
+        }
+        if self._tokens is not None and self._tokens[1] > 0:
+            self.phases[self.name]["real_tokens_per_s"] = round(
+                self._tokens[0] / self._tokens[1], 1
+            )
         if self.bar is not None:
             self.bar.close()
             self.bar = None

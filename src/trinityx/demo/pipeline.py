@@ -137,14 +137,17 @@ def run_demo(
         for dim in DIMENSIONS:
             cfg = expert_config(dim, fast, root)
             experts[dim] = Path(cfg.output_dir)
+            bar = TrainerBar(console, f"[{dim}]")
             stages.artifact(
                 dim,
                 experts[dim],
                 f"expert ({cfg.method}, {cfg.backbone.name})",
-                lambda cfg=cfg, dim=dim: train_expert.run(
-                    cfg, callbacks=[TrainerBar(console, f"[{dim}]")], backbone_loader=loader
+                lambda cfg=cfg, bar=bar: train_expert.run(
+                    cfg, callbacks=[bar], backbone_loader=loader
                 ),
             )
+            if bar.phases:  # training time vs evaluation/loading time within the stage
+                stages.timings[dim]["training"] = bar.phases
         console.print(*report.expert_lines(experts))
         ccfg = compose_config(fast, routing, root, experts)
         out = Path(ccfg.output_dir)

@@ -123,13 +123,20 @@ def table_lines(table: dict) -> list[str]:
     return lines
 
 
-def timing_lines(timings: dict) -> list[str]:
-    parts = [
-        f"{k} {v['seconds']:.0f}s" + (" (reused)" if v.get("reused") else "")
-        for k, v in timings.items()
-        if k != "total"
+def _stage_time(v: dict) -> str:
+    if v.get("reused"):
+        return "reused"
+    inner = [
+        f"{ph} {t['seconds']:.0f}s"
+        + (f" @ {t['real_tokens_per_s']:.0f} tok/s" if "real_tokens_per_s" in t else "")
+        for ph, t in v.get("training", {}).items()
     ]
-    return ["", f"done in {timings['total']['seconds']:.0f} s: " + ", ".join(parts)]
+    return f"{v['seconds']:.0f}s" + (f" ({', '.join(inner)})" if inner else "")
+
+
+def timing_lines(timings: dict) -> list[str]:
+    parts = [f"{k} {_stage_time(v)}" for k, v in timings.items() if k != "total"]
+    return ["", f"done in {timings['total']['seconds']:.0f} s: " + "; ".join(parts)]
 
 
 def _table_md(table: dict) -> list[str]:
@@ -191,12 +198,7 @@ def write_markdown(
         "",
         "| stage | " + " | ".join(timings) + " |",
         "|---" * (len(timings) + 1) + "|",
-        "| seconds | "
-        + " | ".join(
-            f"{v['seconds']:.0f}" + (" (reused)" if v.get("reused") else "")
-            for v in timings.values()
-        )
-        + " |",
+        "| time | " + " | ".join(_stage_time(v) for v in timings.values()) + " |",
         "",
         "## Experts",
         "",
