@@ -190,7 +190,7 @@ def _showcase(
             console.print("[showcase] reusing probes and metric table from " + str(path))
             stages.timings["showcase"] = {"seconds": 0.0, "reused": True}
             return old
-    n_new = 8 if fast else 48
+    n_new = 8 if fast else 40
     console.print("[showcase] probe prompts, HHH weights and the held-out metric table ...")
     t0 = time.perf_counter()
     n_jobs = 3 + len(heldout.SYSTEMS) + (1 if shipped_present else 0)
@@ -202,7 +202,7 @@ def _showcase(
         bar.update()
         sweep = showcase.weight_sweep(model, n_new)
         bar.update()
-        table = heldout.metric_table(model, 4 if fast else 12, 8 if fast else 24, bar.update)
+        table = heldout.metric_table(model, 4 if fast else 12, 8 if fast else 16, bar.update)
         shipped = showcase.answer_shipped(
             SHIPPED, loader(_backbone_of(SHIPPED)) if shipped_present else None, n_new
         )
