@@ -88,20 +88,32 @@ def compose_config(fast: bool, routing: str, root: Path, experts: dict[str, Path
 class Stages:
     """Runs or reuses each stage, timing it; library output goes to the log while it runs."""
 
-    def __init__(self, console: Console) -> None:
-        self.console = console
+    def __init__(self, console: Console, path: Path) -> None:
+        self.console, self.path = console, path
         self.timings: dict[str, dict] = {}
+        self.previous = json.loads(path.read_text()) if path.is_file() else {}
+
+    def reused(self, name: str) -> None:
+        """A reused stage keeps the time it took when it was built (report: "reused (120s)")."""
+        old = self.previous.get(name, {})
+        built = old.get("built_seconds", None if old.get("reused") else old.get("seconds"))
+        self.record(name, seconds=0.0, reused=True, built_seconds=built)
+
+    def record(self, name: str, **entry) -> None:
+        """Written after every stage, so an interrupted run still leaves its breakdown."""
+        self.timings[name] = self.timings.get(name, {}) | entry
+        write_json(self.path, self.timings)
 
     def artifact(self, name: str, out: Path, what: str, run: Callable[[], object]) -> None:
         if (out / "manifest.json").is_file():
             self.console.print(f"[{name}] reusing finished {what} at {out}")
-            self.timings[name] = {"seconds": 0.0, "reused": True}
+            self.reused(name)
             return
         self.console.print(f"[{name}] {what} ...")
         t0 = time.perf_counter()
         with self.console.quiet():
             run()
-        self.timings[name] = {"seconds": round(time.perf_counter() - t0, 1), "reused": False}
+        self.record(name, seconds=round(time.perf_counter() - t0, 1), reused=False)
 
 
 def _backbone_of(folder: Path) -> BackboneConfig:
@@ -124,7 +136,7 @@ def run_demo(
 
     root = Path(workdir) / "tiny" if fast else Path(workdir)
     console = Console(root / "demo.log")
-    stages = Stages(console)
+    stages = Stages(console, root / "timings.json")
     loader = BackboneCache()
     t_all = time.perf_counter()
     console.print(
@@ -147,7 +159,7 @@ def run_demo(
                 ),
             )
             if bar.phases:  # training time vs evaluation/loading time within the stage
-                stages.timings[dim]["training"] = bar.phases
+                stages.record(dim, training=bar.phases)
         console.print(*report.expert_lines(experts))
         ccfg = compose_config(fast, routing, root, experts)
         out = Path(ccfg.output_dir)
@@ -160,9 +172,8 @@ def run_demo(
         console.print(*report.compose_lines(out))
         show = _showcase(root, out, fast, loader, stages, console)
         console.print(*report.showcase_lines(show))
-        stages.timings["total"] = {"seconds": round(time.perf_counter() - t_all, 1)}
-        stages.timings["backbone loads+copies"] = {"seconds": round(loader.load_seconds, 1)}
-        write_json(root / "timings.json", stages.timings)
+        stages.record("backbone loads+copies", seconds=round(loader.load_seconds, 1))
+        stages.record("total", seconds=round(time.perf_counter() - t_all, 1))
         report.write_markdown(root, experts, out, show, stages.timings)
         console.print(
             *report.timing_lines(stages.timings),
@@ -188,7 +199,7 @@ def _showcase(
         old = json.loads(path.read_text())
         if old.get("key") == key:
             console.print("[showcase] reusing probes and metric table from " + str(path))
-            stages.timings["showcase"] = {"seconds": 0.0, "reused": True}
+            stages.reused("showcase")
             return old
     n_new = 8 if fast else 40
     console.print("[showcase] probe prompts, HHH weights and the held-out metric table ...")
@@ -211,5 +222,5 @@ def _showcase(
     bar.close()
     show = {"key": key, "probes": probes, "sweep": sweep, "table": table, "shipped": shipped}
     write_json(path, show)
-    stages.timings["showcase"] = {"seconds": round(time.perf_counter() - t0, 1), "reused": False}
+    stages.record("showcase", seconds=round(time.perf_counter() - t0, 1), reused=False)
     return show

@@ -125,7 +125,8 @@ def table_lines(table: dict) -> list[str]:
 
 def _stage_time(v: dict) -> str:
     if v.get("reused"):
-        return "reused"
+        built = v.get("built_seconds")
+        return "reused" + (f" (built in {built:.0f}s)" if built is not None else "")
     inner = [
         f"{ph} {t['seconds']:.0f}s"
         + (f" @ {t['real_tokens_per_s']:.0f} tok/s" if "real_tokens_per_s" in t else "")
@@ -181,6 +182,7 @@ def _table_png(table: dict, path: Path) -> None:
         np.arange(2) + 0.4 - w / 2, ["harmful (want high)", "benign-edgy (want low)"]
     )
     axes[1].set_ylabel("refusal %")
+    axes[1].set_ylim(0, 100)
     axes[1].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
