@@ -7,6 +7,10 @@ rate. Run once, single-threaded, on a few batches:
 
     OMP_NUM_THREADS=1 python benchmarks/expert_throughput.py --batches 5
     OMP_NUM_THREADS=1 python benchmarks/expert_throughput.py --backbone tiny-random-llama  # smoke
+    python benchmarks/expert_throughput.py --lengths-only  # token lengths of the starter rows
+
+The length distribution decides `optim.max_length`: batches are padded to their longest row, so a
+max_length above the longest row costs nothing and one below it only cuts responses.
 """
 
 from __future__ import annotations
@@ -28,6 +32,26 @@ from trinityx.model.backbone import load_backbone
 def _rows(cfg: TrainExpertConfig, tokenizer, n: int) -> list[dict]:
     records = load_sources(cfg, cfg.train, dimension=cfg.dimension)[:n]
     return [encode_sft(tokenizer, r, cfg.optim.max_length) for r in records]
+
+
+def lengths(tokenizer) -> dict:
+    """Templated prompt + response tokens per starter SFT row (harmless: prompt + chosen)."""
+    import numpy as np
+
+    out = {}
+    for dim in ("helpful", "harmless", "honest"):
+        src = DataSource(path=f"starter:{dim}", split="train")
+        cfg = TrainExpertConfig(dimension=dim, output_dir="unused", train=[src])
+        rows = [r.as_sft() if hasattr(r, "as_sft") else r for r in load_sources(cfg, [src])]
+        n = np.array([len(encode_sft(tokenizer, r, 10_000)["input_ids"]) for r in rows])
+        out[dim] = {
+            "rows": len(n),
+            "tokens": int(n.sum()),
+            "median": float(np.median(n)),
+            "p90": float(np.percentile(n, 90)),
+            "max": int(n.max()),
+        }
+    return out
 
 
 def _lora(cfg: TrainExpertConfig):
@@ -108,6 +132,7 @@ def main() -> None:
     ap.add_argument("--backbone", default="smollm2-135m-instruct")
     ap.add_argument("--batches", type=int, default=5)
     ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--lengths-only", action="store_true", help="only the token-length table")
     args = ap.parse_args()
     cfg = TrainExpertConfig(
         dimension="helpful",
@@ -117,6 +142,9 @@ def main() -> None:
     )
     cfg.optim.batch_size = args.batch_size
     bb = load_backbone(cfg.backbone)
+    if args.lengths_only:
+        print(json.dumps(lengths(bb.tokenizer), indent=2))
+        return
     rows = _rows(cfg, bb.tokenizer, args.batches * args.batch_size)
     del bb
     res = {
