@@ -38,10 +38,10 @@ def _make_experts(tmp_path: Path, backbone_cfg) -> dict[str, str]:
 def _routing_file(tmp_path: Path) -> Path:
     """Prompts whose dimension is told by one keyword: learnable by a tiny router."""
     rows = []
-    for i in range(60):
+    for i in range(96):
         name = NAMES[i % 3]
         rows.append({"prompt": f"Tell me about the {WORDS[name]} number {i}.", "dimension": name,
-                     "split": "heldout" if i % 4 == 0 else "train"})
+                     "split": "heldout" if i % 8 < 3 else "train"})
     rows.append({"prompt": "A recipe myth?", "weights": {"helpful": 0.5, "honest": 0.5},
                  "split": "train"})
     path = tmp_path / "routing.jsonl"
@@ -74,16 +74,21 @@ def test_compose_trains_calibrates_and_saves(tmp_path, tiny_backbone_cfg, routin
         assert key in cal["before"] and key in cal["after"]
         lo, hi = cal["after"][f"{key}_ci"]
         assert lo <= cal["after"][key] + 1e-9 and cal["after"][key] <= hi + 1e-9
-    # Three disjoint prompt sets; the held-out 15 split into fit and test, reported on test.
+    # Three disjoint prompt sets; the held-out 36 split into fit and test, reported on test.
     sets = report["prompt_sets"]
-    assert sets["calibration_fit"]["n"] + sets["calibration_test"]["n"] == 15
-    assert cal["n_test"] == sets["calibration_test"]["n"] and cal["n_fit"] >= 6
+    assert sets["calibration_fit"]["n"] + sets["calibration_test"]["n"] == 36
+    assert cal["n_test"] == sets["calibration_test"]["n"] == 18
     assert len({s["sha256"] for s in sets.values()}) == 3
     assert report["router_training"]["train_accuracy"] > 0.6  # the keyword is learnable
-    assert cal["after"]["accuracy"] > report["test_accuracy_untrained"]
-    if routing == "token":  # gates of every layer reported before/after
+    assert cal["before"]["accuracy"] > report["test_accuracy_untrained"]
+    if routing == "sequence":
+        assert cal["after"]["accuracy"] == cal["before"]["accuracy"]  # T keeps the argmax
+    else:  # gates of every layer reported before/after; what the layer fit optimises improves
+        # (the decision after it is not asserted: the tiny model's random experts are as large
+        # as its weights, so re-scaled gates move the hidden states later routers see)
         n_layers = len(cal["gates_after"]["ece_per_layer"])
         assert n_layers == len(cal["fitted"]["layer_temperatures"]) > 1
+        assert cal["gates_after"]["pooled_ece"] < cal["gates_before"]["pooled_ece"]
         assert (out / "layer_ece.png").stat().st_size > 5000
     assert "calibration_test" in (out / "report.md").read_text()
     assert sum(report["prior"]["gamma"].values()) == pytest.approx(1.0)
@@ -91,7 +96,8 @@ def test_compose_trains_calibrates_and_saves(tmp_path, tiny_backbone_cfg, routin
     assert (out / "routing_heatmap.png").stat().st_size > 5000
     # The artifact reloads with its calibration and routes identically.
     model = TrinityXModel.from_pretrained(out, tiny_backbone_cfg)
-    assert model.temperature == pytest.approx(cal["fitted"].get("temperature", 1.0))
+    fitted = cal["fitted"] if routing == "sequence" else cal["fitted"]["decision"]
+    assert model.temperature == pytest.approx(fitted["temperature"])
     res = model.generate(["Tell me about the weapon number 3."], max_new_tokens=3)
     assert len(res.texts) == 1 and set(res.routing[0]) >= {"gates"}
 

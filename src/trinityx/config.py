@@ -225,6 +225,14 @@ class CalibrationSettings:
     test_fraction: float = 0.5
     """Share of calibration_data kept out of the fit to report the calibration on, when no
     calibration_test_data is given (stratified by dimension, seeded)."""
+    token_scope: Literal["layers", "shared"] = "layers"
+    """Token routing: `layers` fits one calibration per MoCaE layer (each by the NLL of its own
+    per-token gates), `shared` one for all layers (by the NLL of all their gates pooled); either
+    is applied inside the layers where the gates form."""
+    layer_rounds: int = 3
+    """Token routing: rounds of the per-layer fit (each refits every layer on logits recorded
+    under the previous round's calibration, since a layer's gates change what later layers
+    see); one forward pass over the fit prompts per round."""
     bootstrap: int = 1000
     """Bootstrap resamples (prompts) for the 95% intervals of the reported metrics; 0: none."""
 

@@ -28,7 +28,6 @@ from trinityx.model.generation import (
     GenerationResult,
     pool_records,
     position_ids,
-    token_decision,
 )
 from trinityx.model.hhh_weights import WeightSpec, batch_prefs, resolve_weights
 from trinityx.model.inject import (
@@ -79,9 +78,10 @@ class TrinityXModel(GenerationMixin, ComposedIOMixin):
             with torch.random.fork_rng(devices=[]):  # weights are overwritten; keep the user's RNG
                 self.sequence_router = SequenceRouter(d, len(experts), router_hidden)
             self.sequence_router.to(self.device).requires_grad_(False).eval()
-        # Sequence-level calibration (sequence routing): softmax(z / T) or softmax(w z + b).
-        # Token routing calibrates each layer's router where its gates form
-        # (`layer_calibration`), and keeps temperature = 1 unless a caller sets a global one.
+        # Calibration of the sequence-level decision softmax(z / T) or softmax(w z + b): the
+        # SequenceRouter's logits (sequence routing; they are its gates) or the layers' pooled
+        # logits (token routing, reported as router_probs). Token routing's gates are
+        # calibrated inside every layer instead (`set_layer_calibration`).
         self.temperature = 1.0
         self.vector_scaling: tuple[Tensor, Tensor] | None = None  # (w (K,), b (K,))
         self.top_k: int | None = None  # default gate sparsity (1 = the paper's top-1 routing)
@@ -216,11 +216,12 @@ class TrinityXModel(GenerationMixin, ComposedIOMixin):
     def route_logits(
         self, input_ids: Tensor, attention_mask: Tensor | None = None, train: bool = False
     ) -> Tensor:
-        """Uncalibrated sequence-level router logits (B, K).
+        """Sequence-level router logits (B, K), before the decision's calibration.
 
         sequence: the SequenceRouter on pooled experts-off hidden states. token: one forward
         with the routers routing, then mean over layers of the masked token-mean of each
-        layer's logits. train=True keeps the graph to the router parameters.
+        layer's logits (after each layer's own gate calibration; raw while that is the
+        identity, as in training). train=True keeps the graph to the router parameters.
         """
         if self.routing == "sequence":
             return self.sequence_logits_from_features(
@@ -243,37 +244,30 @@ class TrinityXModel(GenerationMixin, ComposedIOMixin):
         return pool_records(records, mask)
 
     def calibrate(self, logits: Tensor) -> Tensor:
-        """Calibrated sequence-level logits: vector scaling w (.) z + b if fitted, else z / T.
-
-        Sequence routing's gates are softmax of these. Token routing calibrates inside each
-        layer instead (`set_layer_calibration`); there T is a global extra factor (default 1).
-        """
+        """Calibrated sequence-level logits: vector scaling w (.) z + b if fitted, else z / T."""
         if self.vector_scaling is not None:
             return apply_vector_scaling(logits, *self.vector_scaling)
         return apply_temperature(logits, self.temperature)
 
     def router_probs(self, input_ids: Tensor, attention_mask: Tensor | None = None) -> Tensor:
-        """The calibrated sequence-level routing decision (B, K).
+        """The calibrated sequence-level routing decision softmax(calibrate(z)) (B, K).
 
-        sequence: softmax(calibrate(z)) of the SequenceRouter. token: the mean over routed
-        layers and real prompt tokens of the gates the layers actually form,
-        softmax(z'_l,t / T) with each layer's own calibration (before user weights / top-k).
+        sequence: z from the SequenceRouter (these are the gates). token: z pooled over the
+        layers' (per-layer calibrated) router logits and the prompt's real tokens.
         """
-        if self.routing == "sequence":
-            return torch.softmax(
-                self.calibrate(self.route_logits(input_ids, attention_mask)).float(), -1
-            )
-        mask = None if attention_mask is None else attention_mask.to(self.device)
-        return token_decision(self.token_records(input_ids, mask), mask, self.temperature)
+        return torch.softmax(
+            self.calibrate(self.route_logits(input_ids, attention_mask)).float(), -1
+        )
 
     @torch.no_grad()
-    def token_records(self, input_ids: Tensor, attention_mask: Tensor | None = None
-                      ) -> list[Tensor]:
-        """Each routed layer's calibrated router logits [(B, T, K)] over the prompt (one pass)."""
+    def token_records(
+        self, input_ids: Tensor, attention_mask: Tensor | None = None
+    ) -> list[Tensor]:
+        """Token routing: each routed layer's calibrated router logits [(B, T, K)] (one pass)."""
         self._need_router("token")
         mask = torch.ones_like(input_ids) if attention_mask is None else attention_mask
         mask = mask.to(self.device)
-        with self._routing(record=True, temperature=self.temperature) as st:
+        with self._routing(record=True) as st:
             self.model.base_model(
                 input_ids=input_ids.to(self.device),
                 attention_mask=mask,

@@ -38,13 +38,6 @@ def pool_records(records: list[Tensor], mask: Tensor | None) -> Tensor:
     return torch.stack([masked_mean(zl, mask) for zl in z]).mean(0)  # (B, K)
 
 
-def token_decision(records: list[Tensor], mask: Tensor | None, temperature: float = 1.0) -> Tensor:
-    """Token routing's sequence-level decision (B, K): mean over layers and real tokens of the
-    gates softmax(z_l,t / T) the layers form from their (already calibrated) logits."""
-    p = torch.softmax(torch.stack([r.float() for r in records]) / temperature, -1)  # (L, B, T, K)
-    return torch.stack([masked_mean(pl, mask) for pl in p]).mean(0)  # (B, K)
-
-
 class GenerationMixin:
     """encode / logits / generate / routing_trace for TrinityXModel (uses its tokenizer, model,
     device, expert_names, routing, temperature, state and routing helpers)."""
@@ -90,7 +83,6 @@ class GenerationMixin:
             "prefs": None if prefs is None else prefs.repeat_interleave(n, 0),
             "pref_mode": weight_mode,
             "top_k": top_k,
-            "temperature": self.temperature,
             "record": record,
         }
         return fields, prefs, None, None
@@ -197,12 +189,12 @@ class GenerationMixin:
         """
         L = len(self.layers)
         steps = [records[i : i + L] for i in range(0, len(records), L)]
-        probs = token_decision([r[::n] for r in steps[0]], mask, self.temperature)
+        probs = torch.softmax(self.calibrate(pool_records([r[::n] for r in steps[0]], mask)), -1)
         pi = None if prefs is None else prefs.repeat_interleave(n, 0)
         per_step = []
         for step in steps:
             z = torch.stack([r[:, -1].float() for r in step], 1)  # (B*n, L, K) at the new token
-            p = torch.softmax(z / self.temperature, -1)
+            p = torch.softmax(z, -1)  # each layer's logits are calibrated where recorded
             per_step.append(combine_gates(p, pi, mode, top_k).mean(1))  # (B*n, K)
         g = torch.stack(per_step, 1)  # (B*n, S, K)
         valid = torch.ones(g.shape[:2], device=g.device)  # (B*n, S)
@@ -237,8 +229,8 @@ class GenerationMixin:
             return combine_gates(self.router_probs(ids, mask), pi, weight_mode)[0]  # (K,)
         self._need_router("token")
         with self._routing(
-            record=True, prefs=pi, pref_mode=weight_mode, temperature=self.temperature
+            record=True, prefs=pi, pref_mode=weight_mode
         ) as st:
             self.model.base_model(input_ids=ids, attention_mask=mask)
             z = torch.stack([r[0].float() for r in st.records])  # (L, T, K)
-        return combine_gates(torch.softmax(z / self.temperature, -1), pi, weight_mode)
+        return combine_gates(torch.softmax(z, -1), pi, weight_mode)

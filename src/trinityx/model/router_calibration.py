@@ -27,7 +27,7 @@ from torch import Tensor
 from trinityx.config import CalibrationSettings
 from trinityx.data.records import RoutingExample
 from trinityx.model.composed import TrinityXModel
-from trinityx.model.generation import token_decision
+from trinityx.model.generation import pool_records
 from trinityx.model.router_training import _batches, collect_logits, targets_for
 from trinityx.nn.calibration import (
     brier,
@@ -91,29 +91,29 @@ def _confusion(pred: Tensor, labels: Tensor, k: int) -> list[list[int]]:
 
 # --------------------------------------------------------------------------- token records
 @torch.no_grad()
-def token_logits(
-    model: TrinityXModel, examples: Sequence[RoutingExample], batch_size: int, max_length: int
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Per-layer calibrated router logits at every real prompt token, under the model's current
-    calibration: Z (L, Ntok, K), owner (Ntok,) prompt index of each token, and the
-    sequence-level decision (N, K) (mean of the gates over layers and tokens)."""
-    zs, owners, decisions = [], [], []
+def token_logits(model: TrinityXModel, examples: Sequence[RoutingExample], batch_size: int,
+                 max_length: int) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-layer router logits at every real prompt token, under the model's current per-layer
+    calibration: Z (L, Ntok, K), owner (Ntok,) the prompt index of each token, and the pooled
+    sequence-level logits (N, K) (mean over layers and tokens, as `route_logits`)."""
+    zs, owners, pooled = [], [], []
     for chunk, ids, mask in _batches(model, examples, batch_size, max_length):
         recs = model.token_records(ids, mask)  # L x (B, T, K)
-        m = mask.to(recs[0].device).bool()  # (B, T)
-        zs.append(torch.stack([r.float()[m] for r in recs]).cpu())  # (L, n_tok, K)
-        rows = torch.tensor(chunk).unsqueeze(1).expand_as(m.cpu())  # (B, T)
-        owners.append(rows[m.cpu()])
-        decisions.append(token_decision(recs, m.to(recs[0].dtype), model.temperature).cpu())
-    return torch.cat(zs, 1), torch.cat(owners), torch.cat(decisions)
+        m = mask.to(recs[0].device)
+        sel = m.bool()  # (B, T)
+        zs.append(torch.stack([r.float()[sel] for r in recs]).cpu())  # (L, n_tok, K)
+        rows = torch.tensor(chunk).unsqueeze(1).expand(sel.shape)  # (B, T)
+        owners.append(rows[sel.cpu()])
+        pooled.append(pool_records(recs, m).cpu())
+    return torch.cat(zs, 1), torch.cat(owners), torch.cat(pooled)
 
 
 def _pooled_gate_metrics(
-    z: Tensor, owner: Tensor, targets: Tensor, n_bins: int, n_boot: int, temperature: float
+    z: Tensor, owner: Tensor, targets: Tensor, n_bins: int, n_boot: int
 ) -> dict:
     """ECE / accuracy of the per-token gates softmax(z'), per layer and pooled over layers; the
     pooled ECE gets a bootstrap interval that resamples prompts (tokens of a prompt together)."""
-    p = torch.softmax(z / temperature, -1)  # (L, Ntok, K)
+    p = torch.softmax(z, -1)  # (L, Ntok, K): the gates the layers form (before user weights)
     y = targets[owner]  # (Ntok, K)
     per_layer = [ece(pl, y, n_bins) for pl in p]
     L = p.shape[0]
@@ -160,27 +160,43 @@ def _fit_sequence(model: TrinityXModel, z: Tensor, y: Tensor, method: str) -> di
     }
 
 
-def _fit_token(model: TrinityXModel, z: Tensor, y: Tensor, method: str) -> dict:
+def _fit_token(model: TrinityXModel, fit_ex: Sequence[RoutingExample], y_fit: Tensor,
+               method: str, scope: str, rounds: int, batch_size: int, max_length: int) -> dict:
+    """Gate calibration inside the layers, refitted `rounds` times: a layer's calibration
+    changes the hidden states later layers route on, so each round refits on logits recorded
+    under the previous round's calibration (composing the scalings) until they settle.
+
+    scope "layers": one temperature (or w_l, b_l) per layer, each by its own per-token NLL;
+    "shared": one temperature (or w, b) for all layers, by the NLL of all their gates pooled.
+    """
     names = list(model.layers)
-    if method == "temperature":
-        temps = fit_layer_temperatures(z, y)  # (L,)
+    if method == "none":
+        return {}
+    history = []
+    for _ in range(rounds):
+        z, owner, _ = token_logits(model, fit_ex, batch_size, max_length)
+        y = y_fit[owner]
+        old = model.layer_calibration()
         k = z.shape[-1]
-        model.set_layer_calibration(
-            {
-                n: (torch.full((k,), 1.0 / float(t)), torch.zeros(k))
-                for n, t in zip(names, temps, strict=True)
-            }
-        )
-        q = torch.quantile(temps, torch.tensor([0.0, 0.5, 1.0])).tolist()
-        return {
-            "layer_temperatures": dict(zip(names, temps.tolist(), strict=True)),
-            "temperature_min_median_max": q,
-        }
-    if method == "vector":
-        w, b = fit_layer_vector_scaling(z, y)  # (L, K) each
-        model.set_layer_calibration({n: (w[i], b[i]) for i, n in enumerate(names)})
-        return {"layer_vector_scaling": "per layer (w_l, b_l): see calibration.json"}
-    return {}
+        zz = z.reshape(1, -1, k) if scope == "shared" else z  # (1, L*Ntok, K) or (L, Ntok, K)
+        yy = y.repeat(len(names), 1) if scope == "shared" else y
+        if method == "temperature":
+            temps = fit_layer_temperatures(zz, yy)  # (L,) or (1,)
+            w, b = (1.0 / temps)[:, None].expand(-1, k), torch.zeros(len(temps), k)
+        else:
+            w, b = fit_layer_vector_scaling(zz, yy)  # (L, K) or (1, K) each
+        w, b = w.expand(len(names), k), b.expand(len(names), k)
+        # z'' = (z * s + c) * w + b: compose with the previous round's calibration
+        model.set_layer_calibration({
+            n: (old[n][0].float().cpu() * w[i], old[n][1].float().cpu() * w[i] + b[i])
+            for i, n in enumerate(names)})
+        history.append(float((w - 1).abs().mean()))
+    scales = torch.stack([s.float().mean() for s, _ in model.layer_calibration().values()])
+    temps = 1.0 / scales
+    q = torch.quantile(temps, torch.tensor([0.0, 0.5, 1.0])).tolist()
+    return {"layer_temperatures": dict(zip(names, temps.tolist(), strict=True)),
+            "temperature_min_median_max": q, "rounds": rounds, "scope": scope,
+            "mean_abs_change_per_round": history}
 
 
 def calibrate_router(
@@ -194,8 +210,9 @@ def calibrate_router(
     """Fit the calibration on `fit_ex`, set it on the model, report before/after on `test_ex`.
 
     The report's "before"/"after" are the sequence-level decision on the test prompts (for
-    token routing also "gates_before"/"gates_after": per layer and pooled per-token gates) and
-    "top1" the confidence vs accuracy of the chosen expert after calibration.
+    token routing also "gates_before"/"gates_after": per layer and pooled per-token gates,
+    calibrated per layer, while the decision, the pooled logits of the calibrated layers, gets
+    its own temperature) and "top1" the confidence vs accuracy of the chosen expert.
     """
     model.reset_calibration()
     y_fit, y_test = targets_for(model, fit_ex), targets_for(model, test_ex)
@@ -217,15 +234,18 @@ def calibrate_router(
             "nll_after": nll(torch.softmax(model.calibrate(z_fit), -1), y_fit),
         }
     else:
-        z_fit, own_fit, d_fit = token_logits(model, fit_ex, batch_size, max_length)
-        z_test, own_test, before = token_logits(model, test_ex, batch_size, max_length)
-        report["gates_before"] = _pooled_gate_metrics(z_test, own_test, y_test, nb, boot, 1.0)
-        report["fitted"] = _fit_token(model, z_fit, y_fit[own_fit], cfg.method)
-        z_after, own_after, after = token_logits(model, test_ex, batch_size, max_length)
-        report["gates_after"] = _pooled_gate_metrics(
-            z_after, own_after, y_test, nb, boot, model.temperature
-        )
-        report["fit_split"] = {"decision_nll_before": nll(d_fit, y_fit)}
+        # 1. each layer's gates: one temperature (or w_l, b_l) per layer, per-token NLL
+        z_test, own_test, pooled_test = token_logits(model, test_ex, batch_size, max_length)
+        report["gates_before"] = _pooled_gate_metrics(z_test, own_test, y_test, nb, boot)
+        report["fitted"] = _fit_token(model, fit_ex, y_fit, cfg.method, cfg.token_scope,
+                                      cfg.layer_rounds, batch_size, max_length)
+        # 2. the sequence-level decision: pooled logits of the calibrated layers, its own T
+        _, _, pooled_fit = token_logits(model, fit_ex, batch_size, max_length)
+        report["fitted"]["decision"] = _fit_sequence(model, pooled_fit, y_fit, cfg.method)
+        z_after, own_after, pooled_after = token_logits(model, test_ex, batch_size, max_length)
+        report["gates_after"] = _pooled_gate_metrics(z_after, own_after, y_test, nb, boot)
+        before = torch.softmax(pooled_test, -1)
+        after = torch.softmax(model.calibrate(pooled_after), -1)
     report["before"] = metrics_with_ci(before, y_test, nb, boot)
     report["after"] = metrics_with_ci(after, y_test, nb, boot)
     conf, pred = after.max(-1)

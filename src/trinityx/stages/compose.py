@@ -117,8 +117,8 @@ def _check_partial(work: Path, cfg: ComposeConfig) -> None:
 
 
 def _accuracy(model: TrinityXModel, examples, cfg: ComposeConfig) -> float:
-    """Sequence-level router accuracy (uncalibrated logits; calibration keeps the argmax for
-    temperature scaling)."""
+    """Sequence-level router accuracy of the uncalibrated router (the decision its training loss
+    scores: pooled logits); the calibrated decision's accuracy is in the calibration report."""
     z = collect_logits(model, examples, cfg.router.batch_size, cfg.router.max_length)
     return float((z.argmax(-1) == targets_for(model, examples).argmax(-1)).float().mean())
 
@@ -153,10 +153,10 @@ def run(cfg: ComposeConfig, backbone_loader: Callable[..., Backbone] = load_back
         raise ValueError("router.lm_weight > 0 needs lm_data (SFT sources with responses)")
     history = train_router(model, train_ex, cfg.router, gamma, cfg.seed, work / "router_ckpt",
                            lm_ex)
+    train_acc = _accuracy(model, train_ex, cfg)  # the trained router, as its loss saw it
     cal = calibrate_router(model, fit_ex, test_ex, cfg.calibration, cfg.router.batch_size,
                            cfg.router.max_length)
     model.top_k = cfg.top_k
-    train_acc = _accuracy(model, train_ex, cfg)
     model.metadata = {"stage": "compose", "routing": cfg.routing, "top_k": cfg.top_k,
                       "prompt_sets": sets}
     model.save_pretrained(out)  # atomic; then the report files beside it
