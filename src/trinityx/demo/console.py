@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -46,6 +47,32 @@ class Console:
     def bar(self, **kw) -> tqdm:
         """A progress bar on the terminal (ETA from tqdm), whatever stderr points to meanwhile."""
         return tqdm(file=self.err, dynamic_ncols=True, leave=True, disable=False, **kw)
+
+    @contextlib.contextmanager
+    def ticker(self, desc: str) -> Iterator[None]:
+        """Elapsed time for a stage without countable steps (compose): redrawn every second."""
+        bar = tqdm(
+            file=self.err,
+            total=None,
+            desc=desc,
+            bar_format="{desc}: {elapsed} elapsed",
+            disable=False,
+            leave=True,
+        )
+        stop = threading.Event()
+
+        def tick() -> None:
+            while not stop.wait(1.0):
+                bar.refresh()
+
+        thread = threading.Thread(target=tick, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+            bar.close()
 
     @contextlib.contextmanager
     def quiet(self) -> Iterator[None]:

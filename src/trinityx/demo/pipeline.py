@@ -14,6 +14,7 @@ copy (stages inject LoRA / MoCaE modules in place, so they must not share one mo
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import hashlib
@@ -104,14 +105,19 @@ class Stages:
         self.timings[name] = self.timings.get(name, {}) | entry
         write_json(self.path, self.timings)
 
-    def artifact(self, name: str, out: Path, what: str, run: Callable[[], object]) -> None:
+    def artifact(
+        self, name: str, out: Path, what: str, run: Callable[[], object], ticker: bool = False
+    ) -> None:
         if (out / "manifest.json").is_file():
             self.console.print(f"[{name}] reusing finished {what} at {out}")
             self.reused(name)
             return
         self.console.print(f"[{name}] {what} ...")
         t0 = time.perf_counter()
-        with self.console.quiet():
+        with (
+            self.console.ticker(f"[{name}]") if ticker else contextlib.nullcontext(),
+            self.console.quiet(),
+        ):
             run()
         self.record(name, seconds=round(time.perf_counter() - t0, 1), reused=False)
 
@@ -168,6 +174,7 @@ def run_demo(
             out,
             f"{routing} router training + out-of-sample calibration",
             lambda: compose.run(ccfg, backbone_loader=loader),
+            ticker=True,
         )
         console.print(*report.compose_lines(out))
         show = _showcase(root, out, fast, loader, stages, console)
