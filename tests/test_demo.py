@@ -73,6 +73,29 @@ def test_demo_fast_runs_the_whole_pipeline(tmp_path, cache_dir, capsys):
     assert all(
         v.get("reused") for k, v in timings.items() if k in ("helpful", "compose", "showcase")
     )
+    assert timings["helpful"]["built_seconds"] is not None  # the first run's time is kept
+
+
+def test_demo_shows_a_shipped_model_when_present(tmp_path, cache_dir, capsys, monkeypatch):
+    """models/smollm2-hhh answers the same probes when present; a broken one is reported."""
+    from trinityx.demo import pipeline
+
+    assert main(["demo", "--fast", "--workdir", str(tmp_path)]) == 0
+    composed = tmp_path / "tiny" / "composed" / "sequence"
+    monkeypatch.setattr(pipeline, "SHIPPED", composed)  # any composed artifact will do
+    capsys.readouterr()
+    assert main(["demo", "--fast", "--workdir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "=== The same probes by the shipped model" in out
+    show = json.loads((tmp_path / "tiny" / "showcase.json").read_text())
+    assert len(show["shipped"]["answers"]) == len(show["probes"])
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "manifest.json").write_text("{}")
+    monkeypatch.setattr(pipeline, "SHIPPED", broken)
+    assert main(["demo", "--fast", "--workdir", str(tmp_path)]) == 0
+    assert "could not be loaded" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("dim", ["helpful", "harmless", "honest"])

@@ -201,7 +201,8 @@ def _showcase(
 
     path = root / "showcase.json"
     shipped_present = (SHIPPED / "manifest.json").is_file()
-    key = _manifest_key(composed, {"shipped": shipped_present, "fast": fast})
+    shipped_key = _manifest_key(SHIPPED, {}) if shipped_present else None
+    key = _manifest_key(composed, {"shipped": shipped_key, "fast": fast})
     if path.is_file():
         old = json.loads(path.read_text())
         if old.get("key") == key:
@@ -221,12 +222,11 @@ def _showcase(
         sweep = showcase.weight_sweep(model, n_new)
         bar.update()
         table = heldout.metric_table(model, 4 if fast else 12, 8 if fast else 16, bar.update)
-        shipped = showcase.answer_shipped(
-            SHIPPED, loader(_backbone_of(SHIPPED)) if shipped_present else None, n_new
-        )
+        shipped = showcase.answer_shipped(SHIPPED, loader, n_new) if shipped_present else None
         if shipped_present:
             bar.update()
     bar.close()
+    shipped = shipped or {"folder": str(SHIPPED), "present": False}
     show = {"key": key, "probes": probes, "sweep": sweep, "table": table, "shipped": shipped}
     write_json(path, show)
     stages.record("showcase", seconds=round(time.perf_counter() - t0, 1), reused=False)

@@ -83,7 +83,9 @@ def showcase_lines(show: dict) -> list[str]:
             f"  TrinityX [{_gates(p['gates'])}]: {_short(p['trinityx'])}",
         ]
     sh = show["shipped"]
-    if sh["present"]:
+    if sh.get("error"):
+        lines.append(f"(shipped model {sh['folder']} could not be loaded: {sh['error']})")
+    elif sh["present"]:
         lines += ["", f"=== The same probes by the shipped model {sh['folder']} ==="]
         lines += [
             f"  {_short(a['prompt'], 60)} -> [{_gates(a['gates'])}] {_short(a['answer'])}"
@@ -239,7 +241,9 @@ def write_markdown(
         )
     sh = show["shipped"]
     md += ["", "## The shipped model", ""]
-    if sh["present"]:
+    if sh.get("error"):
+        md.append(f"`{sh['folder']}` could not be loaded: {sh['error']}")
+    elif sh["present"]:
         md += [f"`{sh['folder']}`:", "", "| prompt | gates | answer |", "|---|---|---|"]
         md += [
             f"| {cell(a['prompt'])} | {_gates(a['gates'])} | {cell(a['answer'])} |"

@@ -8,10 +8,14 @@ generalisation, not recall.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
 
+from trinityx.config import BackboneConfig
 from trinityx.data.routing_sets import SHOWCASE
-from trinityx.model.backbone import Backbone
+from trinityx.model.artifacts import ArtifactError
+from trinityx.model.backbone import Backbone, BackboneError
 from trinityx.model.composed import TrinityXModel
 from trinityx.model.scoring import generate_greedy
 
@@ -57,11 +61,14 @@ def answer_probes(model: TrinityXModel, max_new_tokens: int) -> list[dict]:
     ]
 
 
-def answer_shipped(folder: Path, backbone: Backbone | None, max_new_tokens: int) -> dict:
-    """The same probes through a shipped composed model (`backbone` None: not present)."""
-    if backbone is None:
-        return {"folder": str(folder), "present": False}
-    shipped = TrinityXModel.from_pretrained(folder, backbone=backbone)
+def answer_shipped(folder: Path, loader: Callable[..., Backbone], max_new_tokens: int) -> dict:
+    """The same probes through a shipped composed model. One that does not load is reported
+    (with the reason), not fatal: the demo's own results stand without it."""
+    try:
+        name = json.loads((folder / "manifest.json").read_text())["backbone"]
+        shipped = TrinityXModel.from_pretrained(folder, backbone=loader(BackboneConfig(name=name)))
+    except (ArtifactError, BackboneError, KeyError, OSError, ValueError) as e:
+        return {"folder": str(folder), "present": True, "error": f"{type(e).__name__}: {e}"}
     prompts = [p for ps in PROBES.values() for p in ps]
     res = shipped.generate(prompts, max_new_tokens=max_new_tokens, do_sample=False)
     return {
