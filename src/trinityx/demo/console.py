@@ -42,7 +42,7 @@ class Console:
         """A line for the terminal, copied into the log so the log reads as a whole story."""
         for line in lines:
             print(line, file=self.out, flush=True)
-            self._log_file.write(line + "\n")
+            self._log_file.write(f"{time.strftime('%H:%M:%S')} {line}\n")
 
     def bar(self, **kw) -> tqdm:
         """A progress bar on the terminal (ETA from tqdm), whatever stderr points to meanwhile."""
