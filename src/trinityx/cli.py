@@ -79,7 +79,7 @@ def _stage(cls: type, module: str) -> Callable[[argparse.Namespace], Any]:
 def _demo(args: argparse.Namespace) -> Any:
     from trinityx.demo import run_demo
 
-    return run_demo(fast=args.fast, workdir=args.workdir)
+    return run_demo(fast=args.fast, workdir=args.workdir, routing=args.routing)
 
 
 def _serve(args: argparse.Namespace) -> Any:
@@ -118,7 +118,11 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
 def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fast", action="store_true",
                    help="tiny random backbone and few steps (a smoke test in seconds)")
-    p.add_argument("--workdir", default="runs/demo", help="where artifacts go")
+    p.add_argument("--workdir", default="runs/demo",
+                   help="where artifacts, report.md and demo.log go (default runs/demo)")
+    p.add_argument("--routing", choices=["sequence", "token"], default="sequence",
+                   help="router kind: sequence (default: faster and better calibrated on the "
+                        "starter data) or token (per layer and token, the paper's setting)")
 
 
 def _bench_args(p: argparse.ArgumentParser) -> None:

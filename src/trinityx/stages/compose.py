@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -28,7 +29,7 @@ from trinityx.data.routing_sets import (
 from trinityx.eval.calibration_report import write_calibration_report
 from trinityx.eval.plots import routing_heatmaps
 from trinityx.model.artifacts import ArtifactError, read_manifest, write_json
-from trinityx.model.backbone import load_backbone
+from trinityx.model.backbone import Backbone, load_backbone
 from trinityx.model.composed import TrinityXModel
 from trinityx.model.inject import load_peft_adapter
 from trinityx.model.router_calibration import calibrate_router
@@ -122,8 +123,10 @@ def _accuracy(model: TrinityXModel, examples, cfg: ComposeConfig) -> float:
     return float((z.argmax(-1) == targets_for(model, examples).argmax(-1)).float().mean())
 
 
-def run(cfg: ComposeConfig) -> Path:
-    """Compose, train the router, calibrate, and write the artifact folder; returns it."""
+def run(cfg: ComposeConfig, backbone_loader: Callable[..., Backbone] = load_backbone) -> Path:
+    """Compose, train the router, calibrate, and write the artifact folder; returns it.
+
+    `backbone_loader(cfg)` replaces `load_backbone` (the demo hands out copies of one load)."""
     out = Path(cfg.output_dir)
     if out.exists() and not cfg.overwrite:
         raise ArtifactError(f"{out} already exists; set overwrite=true or choose another output_dir")
@@ -136,7 +139,7 @@ def run(cfg: ComposeConfig) -> Path:
 
     work = out.with_name(out.name + ".partial")
     _check_partial(work, cfg)
-    backbone = load_backbone(_backbone_cfg(cfg))
+    backbone = backbone_loader(_backbone_cfg(cfg))
     model = TrinityXModel.build(backbone, cfg.experts, cfg.routing, cfg.pool_layer, cfg.seed)
     gamma, prior_info = compute_prior(model, cfg.prior)
     model.prior = gamma

@@ -12,6 +12,7 @@ import logging
 import os
 import random
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -29,7 +30,7 @@ from trinityx.model.artifacts import (
     write_json,
     write_manifest,
 )
-from trinityx.model.backbone import bf16_autocast_supported, load_backbone
+from trinityx.model.backbone import Backbone, bf16_autocast_supported, load_backbone
 from trinityx.model.scoring import generate_greedy, masked_lm_loss
 
 log = logging.getLogger(__name__)
@@ -248,13 +249,16 @@ def _loss_plot(history: dict[str, list[dict]], path: Path) -> None:
     plt.close(fig)
 
 
-def run(cfg: TrainExpertConfig, callbacks: list | None = None) -> Path:
+def run(cfg: TrainExpertConfig, callbacks: list | None = None,
+        backbone_loader: Callable[..., Backbone] = load_backbone) -> Path:
     """Train the expert and write its artifact folder; returns the folder.
 
     `callbacks`: extra transformers `TrainerCallback`s (logging, early stopping, ...). Rerunning
     after an interruption resumes from the last checkpoint in `<output_dir>.partial/`.
     Data parallel under `accelerate launch` / torchrun (DDP): the global batch is
     batch_size x grad_accum x processes; rank 0 alone measures, saves and writes the artifact.
+    `backbone_loader(cfg, for_training=...)` replaces `load_backbone`, e.g. a cache that loads
+    once and hands out copies when several stages run in one process (the demo).
     """
     out = Path(cfg.output_dir)
     if out.exists() and not cfg.overwrite:
@@ -262,7 +266,7 @@ def run(cfg: TrainExpertConfig, callbacks: list | None = None) -> Path:
             f"{out} already exists; set overwrite=true or choose another output_dir"
         )
     set_seed(cfg.seed)
-    backbone = load_backbone(cfg.backbone, for_training=True)
+    backbone = backbone_loader(cfg.backbone, for_training=True)
     device = backbone.model.device
     kind = "preference" if cfg.method in ("dpo", "sft+dpo") else None
     records = load_sources(cfg, cfg.train, kind=kind, dimension=_label(cfg))
@@ -301,7 +305,7 @@ def run(cfg: TrainExpertConfig, callbacks: list | None = None) -> Path:
     if cfg.method in ("dpo", "sft+dpo"):
         dpo_dir = work / "dpo"
         train_pairs = [r for r in train if isinstance(r, PreferencePair)]
-        backbone = load_backbone(cfg.backbone, for_training=True)  # fresh, un-wrapped base
+        backbone = backbone_loader(cfg.backbone, for_training=True)  # fresh, un-wrapped base
         history["dpo"] = _train_dpo(cfg, backbone, train_pairs, dpo_dir, device, adapter, callbacks)
         adapter = dpo_dir / "final"
     if not main:
@@ -309,7 +313,7 @@ def run(cfg: TrainExpertConfig, callbacks: list | None = None) -> Path:
 
     from peft import PeftModel
 
-    base = load_backbone(cfg.backbone)
+    base = backbone_loader(cfg.backbone)
     tuned = PeftModel.from_pretrained(base.model, str(adapter)).eval()
     after = {
         "heldout_loss": masked_lm_loss(tuned, base.tokenizer, heldout_sft) if heldout_sft else None,
