@@ -62,17 +62,20 @@ def read_pairwise_annotations(path: str | Path) -> list[PairwiseAnnotation]:
         where = f"{path}: item {i}"
         if not isinstance(rec, dict):
             raise ValueError(f"{where}: expected an object")
-        out.append(
-            PairwiseAnnotation(
-                str_field(rec, "instruction", where),
-                str_field(rec, "output_1", where, allow_empty=True),
-                str_field(rec, "output_2", where, allow_empty=True),
-                _preference(rec, where),
-                f"{path.name}:{i}",
-                path.stem,
-            )
-        )
+        out.append(_annotation(rec, where, f"{path.name}:{i}", path.stem))
     return out
+
+
+def _annotation(rec: dict, where: str, source: str, generator: str) -> PairwiseAnnotation:
+    """One GPT-4 annotation (instruction, output_1, output_2, preference) with errors at `where`."""
+    return PairwiseAnnotation(
+        str_field(rec, "instruction", where),
+        str_field(rec, "output_1", where, allow_empty=True),
+        str_field(rec, "output_2", where, allow_empty=True),
+        _preference(rec, where),
+        source,
+        generator,
+    )
 
 
 def read_generator_annotations(path: str | Path) -> list[PairwiseAnnotation]:
@@ -84,16 +87,7 @@ def read_generator_annotations(path: str | Path) -> list[PairwiseAnnotation]:
     out = []
     for n, rec in iter_jsonl(path):
         where = f"{path}:{n}"
-        out.append(
-            PairwiseAnnotation(
-                str_field(rec, "instruction", where),
-                str_field(rec, "output_1", where, allow_empty=True),
-                str_field(rec, "output_2", where, allow_empty=True),
-                _preference(rec, where),
-                where,
-                str_field(rec, "generator_2", where),
-            )
-        )
+        out.append(_annotation(rec, where, where, str_field(rec, "generator_2", where)))
     return out
 
 

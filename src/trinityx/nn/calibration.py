@@ -80,16 +80,8 @@ def fit_temperature(
     bounds: tuple[float, float] = TEMPERATURE_BOUNDS,
 ) -> float:
     """T* = argmin_T NLL(softmax(z / T), y) over T in `bounds` (LBFGS on a sigmoid
-    reparametrisation of log T), with a warning when T* ends at a bound."""
-    z = logits.detach().double()
-    t = targets.detach().to(z.device)
-    u = torch.full((), _unbounded_start(bounds, z.dtype), dtype=torch.float64,
-                   requires_grad=True)
-    with torch.enable_grad():
-        _lbfgs([u], lambda: _nll_logits(z / _bounded(u, bounds), t), max_iter)
-    temp = _bounded(u.detach(), bounds)
-    _warn_at_bounds(temp.reshape(1), bounds, "fit_temperature")
-    return float(temp)
+    reparametrisation of log T), with a warning when T* ends at a bound. logits (N, K)."""
+    return float(fit_layer_temperatures(logits[None], targets, max_iter, bounds)[0])
 
 
 def fit_layer_temperatures(
