@@ -232,3 +232,22 @@ def test_a_failing_prefill_fails_only_its_requests(experts, tiny_backbone_cfg, m
         sched.stop()
     assert isinstance(eb, Failed) and "injected" in eb.message
     assert isinstance(ea, Finished) and ea.completion_tokens == 40
+
+
+def test_the_models_default_top_k_applies_unless_a_request_sets_one(experts, tiny_backbone_cfg):
+    """A composed artifact saved with top_k=1 (top-1 routing) serves top-1 gates by default;
+    a request's own hhh.top_k overrides it (sequence routing: gates; token: the batch key)."""
+    tx = TrinityXModel.build(load_backbone(tiny_backbone_cfg), experts, "sequence")
+    tx.top_k = 1
+    served = ServedModel(tx.model, tx.tokenizer, "tiny", tx=tx)
+    ids, mask = tx.encode([MSG, MSG])
+    soft = HHHOptions(weights={"helpful": 1.0, "harmless": 1.0, "honest": 1.0}, top_k=3)
+    r = served.prepare(ids, mask, [None, soft])
+    g_default, g_soft = r.gates[0].tolist(), r.gates[1].tolist()
+    assert sorted(g_default)[:2] == [0.0, 0.0] and max(g_default) == pytest.approx(1.0)
+    assert min(g_soft) > 0.0
+    tok = TrinityXModel.build(load_backbone(tiny_backbone_cfg), experts, "token")
+    tok.top_k = 1
+    served_tok = ServedModel(tok.model, tok.tokenizer, "tiny", tx=tok)
+    assert served_tok.batch_key(None) == ("token", "multiply", 1)
+    assert served_tok.batch_key(soft) == ("token", "multiply", 3)
