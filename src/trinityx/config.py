@@ -55,6 +55,9 @@ class DataSource:
     """Keep the first N records (after splitting), for quick runs."""
     skip_bad_rows: bool = False
     """Skip malformed rows (their count is reported) instead of stopping at the first."""
+    answers: Literal["best", "all"] = "best"
+    """TruthfulQA SFT targets: `best` (Best Answer) or `all` (every correct answer, one example
+    each; "I have no comment" only when the question has no other). Other formats: `best` only."""
 
 
 @dataclass

@@ -43,6 +43,7 @@ def load_sources(cfg: Any, sources: list[DataSource], *, kind: str | None = None
             split=src.split,
             dimension=dimension,
             skip_bad_rows=src.skip_bad_rows,
+            answers=src.answers,
         )
         records = list(records)
         if src.limit is not None:
