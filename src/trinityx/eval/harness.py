@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from trinityx.eval import benchmarks as B
 from trinityx.eval import metrics as M
+from trinityx.eval import refusal_tasks as R
 from trinityx.eval.benchmark_scoring import (
     alpaca_score,
     beaver_score,
@@ -146,8 +147,30 @@ BENCHMARKS: dict[str, Benchmark] = {
         hh_requests,
         hh_score,
     ),
+    "refusal_harmful": Benchmark(
+        "refusal_harmful",
+        "generate",
+        (),
+        R.read_do_not_answer,
+        lambda items, m: [user_turn(i.prompt) for i in items],
+        R.refusal_score,
+    ),
+    "over_refusal": Benchmark(
+        "over_refusal",
+        "generate",
+        (),
+        R.read_benign_edgy,
+        lambda items, m: [user_turn(i.prompt) for i in items],
+        R.over_refusal_score,
+    ),
+    "spard_pref": Benchmark(
+        "spard_pref", "loglikelihood", (), R.read_spard_test, hh_requests, hh_score
+    ),
 }
-ALIASES = {"truthfulqa": ("truthfulqa_mc", "truthfulqa_gen")}
+ALIASES = {
+    "truthfulqa": ("truthfulqa_mc", "truthfulqa_gen"),
+    "refusal": ("refusal_harmful", "over_refusal"),
+}
 OVERALL_NEEDS = ("alpaca_eval", "beavertails", "truthfulqa_gen")
 
 
