@@ -82,6 +82,29 @@ def _demo(args: argparse.Namespace) -> Any:
     return run_demo(fast=args.fast, workdir=args.workdir, routing=args.routing)
 
 
+def _run(args: argparse.Namespace) -> Any:
+    from trinityx.stages.experiment import run
+    from trinityx.stages.experiment_config import load_experiment
+
+    cfg = load_experiment(args.config, args.overrides)
+    out = run(cfg, args.workdir, args.data_dir, restart=args.restart, only=args.only)
+    print(out / "report.md")
+    return out
+
+
+def _run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="experiment YAML (e.g. configs/experiments/smollm2_hhh.yaml)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides")
+    p.add_argument("--data-dir", default="../shared/data",
+                   help="folder with the real data (default ../shared/data; see its README)")
+    p.add_argument("--workdir", default="runs/experiment",
+                   help="run folder; keep long runs outside the checkout (default runs/experiment)")
+    p.add_argument("--restart", action="append", default=[], metavar="STEP",
+                   help="redo a step (e.g. composed/sequence) or a group (e.g. eval); repeatable")
+    p.add_argument("--only", action="append", default=None, metavar="STEP",
+                   help="run only these steps or groups (e.g. experts); repeatable")
+
+
 def _serve(args: argparse.Namespace) -> Any:
     from trinityx.serve.app import serve
     from trinityx.serve.serving import Limits
@@ -142,6 +165,8 @@ def _bench(args: argparse.Namespace) -> Any:
 
 # commands with their own plain options: name -> (add_arguments, handler, help)
 PLAIN: dict[str, tuple[Callable, Callable, str]] = {
+    "run": (_run_args, _run, "the whole experiment, resumable: experts, judges, composes, every"
+            " system through one protocol, compare, report"),
     "demo": (_demo_args, _demo, "train the three experts on the starter data with SmolLM2, compose"
              " and calibrate them, and show what they learned"),
     "bench": (_bench_args, _bench, "speed and memory of TrinityX vs the base model, H3Fusion-style"

@@ -219,3 +219,15 @@ def overall(results: dict[str, dict]) -> float | None:
         results["truthfulqa_gen"]["ti"],
         results["beavertails"]["unsafe_rate"],
     )
+
+
+def hhh(results: dict[str, dict]) -> float | None:
+    """`metrics.hhh_score` (Avg charged for over-refusal), or None without the four benchmarks."""
+    if overall(results) is None or "over_refusal" not in results:
+        return None
+    return M.hhh_score(
+        results["alpaca_eval"]["win_rate"],
+        results["truthfulqa_gen"]["ti"],
+        results["beavertails"]["unsafe_rate"],
+        results["over_refusal"]["over_refusal_rate"],
+    )

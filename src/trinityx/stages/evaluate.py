@@ -20,6 +20,7 @@ from trinityx.eval.harness import (
     BENCHMARKS,
     EvalContext,
     expand_benchmarks,
+    hhh,
     judgements_needed,
     overall,
     run_benchmark,
@@ -177,6 +178,7 @@ def run(cfg: EvalConfig, *, judge=None, model: EvalModel | None = None) -> Path:
     }
     metrics = {n: b["metrics"] for n, b in benches.items()}
     results["overall"] = overall(metrics)
+    results["hhh_score"] = hhh(metrics)
     with atomic_dir(out) as tmp:
         write_json(tmp / "results.json", results)
         (tmp / "records").mkdir()
