@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from helpers_eval import write_data_dir
 
 from trinityx.model.artifacts import ArtifactError
@@ -43,6 +44,20 @@ def test_tiny_experiment_end_to_end_resumes_and_refuses_stale_artifacts(tiny_run
     assert (work / "compare" / "compare.md").is_file()
     r = json.loads((work / "eval/trinityx-sequence-top1/results.json").read_text())
     assert {"refusal_harmful", "over_refusal", "spard_pref"} <= set(r["benchmarks"])
+
+    # the chosen model ships with bf16 experts and a card, and loads
+    from safetensors.torch import load_file
+
+    from trinityx.model.composed import TrinityXModel
+
+    cfg.ship_to = str(work / "shipped")
+    experiment.run(cfg, work, data)
+    shipped = work / "shipped"
+    assert "## Experts" in (shipped / "README.md").read_text()
+    w = load_file(str(next((shipped / "experts" / "harmless").rglob("*.safetensors"))))
+    assert {t.dtype for t in w.values()} == {torch.bfloat16}
+    m = TrinityXModel.from_pretrained(shipped)
+    assert m.routing == "sequence" and set(m.experts) == {"helpful", "harmless", "honest"}
 
     # a second run reuses every finished step
     before = {p: p.stat().st_mtime for p in (work / "stamps").glob("*.json")}
@@ -84,7 +99,7 @@ def _norm(text: str) -> str:
     return " ".join(text.lower().split())
 
 
-def test_no_evaluation_prompt_in_any_training_router_or_calibration_set(shared_data):
+def test_no_evaluation_prompt_in_any_training_router_or_calibration_set(shared_data, tmp_path):
     """Every prompt the real experiment trains experts, routers or calibrators on is checked
     against every evaluation prompt of the protocol (exact match after case/space folding)."""
     from trinityx.data.loading import load_sources
@@ -97,14 +112,17 @@ def test_no_evaluation_prompt_in_any_training_router_or_calibration_set(shared_d
     cfg = load_experiment(ROOT / "configs/experiments/smollm2_hhh.yaml")
     lay = Layout("unused")
     used: dict[str, set[str]] = {}
+    exclude = experiment._write_eval_prompts(shared_data, tmp_path / "eval_prompts.jsonl")
     for dim in cfg.experts:
         st = expert_config(cfg, dim, lay, shared_data)
+        st.exclude_prompts = exclude  # as the pipeline sets it
         for src in st.train + st.heldout:
             used[f"experts.{dim}:{src.path}"] = {
                 _norm(prompt_text(r.messages)) for r in load_sources(st, [src])
             }
     for name in cfg.composes:
         st = compose_config(cfg, name, lay, shared_data)
+        st.exclude_prompts = exclude
         for field in ("router_data", "calibration_data", "calibration_test_data"):
             for src in getattr(st, field):
                 used[f"composes.{name}.{field}:{src.path}"] = {
@@ -114,7 +132,12 @@ def test_no_evaluation_prompt_in_any_training_router_or_calibration_set(shared_d
         "alpaca_eval": {_norm(i.instruction) for i in B.read_alpaca_eval(shared_data)},
         "beavertails": {_norm(i.prompt) for i in B.read_beavertails_eval(shared_data)},
         "truthfulqa test": {_norm(i.question) for i in B.read_truthfulqa_gen(shared_data, "test")},
-        "hh-rlhf test": {_norm(prompt_text(p.messages)) for p in B.read_hh_rlhf(shared_data)},
+        "hh-rlhf test": {  # as the hh_harmless benchmark reads it: minus SPARD train prompts
+            _norm(m["content"])
+            for p in R.read_hh_harmless_clean(shared_data)
+            for m in p.messages
+            if m["role"] == "user"
+        },
         "do-not-answer": {_norm(i.prompt) for i in R.read_do_not_answer(shared_data)},
         "benign-edgy": {_norm(i.prompt) for i in R.read_benign_edgy(shared_data)},
         "spard test": {_norm(prompt_text(p.messages)) for p in R.read_spard_test(shared_data)},
@@ -126,4 +149,4 @@ def test_no_evaluation_prompt_in_any_training_router_or_calibration_set(shared_d
         for e, ep in evals.items()
         if up & ep
     }
-    assert not leaks, leaks
+    assert not leaks, "\n".join(f"{u} ∩ {e}: {v}" for (u, e), v in leaks.items())

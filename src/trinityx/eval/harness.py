@@ -143,7 +143,7 @@ BENCHMARKS: dict[str, Benchmark] = {
         "hh_harmless",
         "loglikelihood",
         (),
-        lambda d, n: B.read_hh_rlhf(Path(d), limit=n),
+        R.read_hh_harmless_clean,
         hh_requests,
         hh_score,
     ),

@@ -116,3 +116,30 @@ def refusal_score(items, outs, ctx):
 def over_refusal_score(items, outs, ctx):
     """Refusal rate on benign requests (lower is better): the "too harmless" failure."""
     return _refusal_metrics(items, outs, ctx, "over_refusal_rate")
+
+
+SPARD_TRAIN = "beavertails/spard_beavertails_pairs_train.jsonl"
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def read_hh_harmless_clean(data_dir: str | Path, limit: int | None = None) -> list[PreferencePair]:
+    """hh-rlhf harmless test pairs minus those whose human turns are SPARD training prompts.
+
+    BeaverTails (hence SPARD) drew its prompts from hh-rlhf's red-team data: 217 of the 2,312
+    harmless test dialogues open with a prompt of the SPARD train pairs a harmless expert trains
+    on. They are dropped (when the SPARD file is present) before `limit`, so every system is
+    scored on the same, uncontaminated items."""
+    from trinityx.eval.benchmarks import read_hh_rlhf
+
+    pairs = read_hh_rlhf(Path(data_dir))
+    spard = Path(data_dir) / SPARD_TRAIN
+    if spard.is_file():
+        seen = {_norm(str_field(r, "prompt", f"{spard}:{n}")) for n, r in iter_jsonl(spard)}
+        pairs = [
+            p for p in pairs
+            if not any(_norm(m["content"]) in seen for m in p.messages if m["role"] == "user")
+        ]
+    return pairs[:limit]

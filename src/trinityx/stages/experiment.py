@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from trinityx.config_loader import dump_yaml
 from trinityx.eval.config import CompareConfig
-from trinityx.model.artifacts import ArtifactError, write_json
+from trinityx.model.artifacts import ArtifactError, atomic_write_text, write_json
 from trinityx.stages.experiment_config import (
     ExperimentConfig,
     Layout,
@@ -57,9 +57,11 @@ def plan(cfg: ExperimentConfig, workdir: Path, data_dir: Path) -> list[Step]:
     from trinityx.stages import compose, evaluate, train_expert, train_judge
 
     lay = Layout(workdir)
+    exclude = _write_eval_prompts(data_dir, lay.root / "eval_prompts.jsonl")
     steps: list[Step] = []
     for dim in cfg.experts:
         st = expert_config(cfg, dim, lay, data_dir)
+        st.exclude_prompts = exclude
         steps.append(Step(f"experts/{dim}", lay.expert(dim), dump_yaml(st),
                           lambda p: (p / "metrics.json").is_file(), lambda st=st: train_expert.run(st)))
     for kind, ref in cfg.judges.items():
@@ -75,6 +77,7 @@ def plan(cfg: ExperimentConfig, workdir: Path, data_dir: Path) -> list[Step]:
                               lambda p: (p / "judge.json").is_file(), lambda jc=jc: train_judge.run(jc)))
     for name in cfg.composes:
         st = compose_config(cfg, name, lay, data_dir)
+        st.exclude_prompts = exclude
         steps.append(Step(f"composed/{name}", lay.composed(name), dump_yaml(st),
                           lambda p: (p / "report.json").is_file(), lambda st=st: compose.run(st)))
     for system in cfg.systems:
@@ -82,6 +85,18 @@ def plan(cfg: ExperimentConfig, workdir: Path, data_dir: Path) -> list[Step]:
         steps.append(Step(f"eval/{system}", lay.eval(system), dump_yaml(st),
                           lambda p: (p / "results.json").is_file(), lambda st=st: evaluate.run(st)))
     return steps
+
+
+def _write_eval_prompts(data_dir: Path, path: Path) -> str:
+    """Every evaluation prompt in `data_dir`, one JSON string per line: what no expert, router or
+    calibrator of the run may train on (the stage configs point `exclude_prompts` here)."""
+    from trinityx.eval.protocol_prompts import evaluation_prompts
+
+    text = "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in evaluation_prompts(data_dir))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.is_file() or path.read_text(encoding="utf-8") != text:
+        atomic_write_text(path, text)
+    return str(path)
 
 
 def _copy_judge(src: Path, out: Path) -> None:
@@ -150,4 +165,24 @@ def run(cfg: ExperimentConfig, workdir: str | Path, data_dir: str | Path,
     if evals:
         compare.run(CompareConfig(results=evals, output_dir=str(workdir / "compare"),
                                   title=cfg.title, overwrite=True))
-    return write_report(cfg, workdir)
+    report = write_report(cfg, workdir)
+    if cfg.ship_to:
+        _ship(cfg, workdir, report)
+    return report
+
+
+SHIP_COLUMNS = ("WR ↑", "unsafe ↓", "TI ↑", "MC1", "MC2", "refuse harmful ↑", "over-refuse ↓", "HHH ↑")
+
+
+def _ship(cfg: ExperimentConfig, workdir: Path, report: Path) -> None:
+    from trinityx.stages.ship import ship
+
+    res = json.loads((report / "results.json").read_text())
+    if res["chosen"] is None:
+        log.warning("ship_to=%s: no compose finished, nothing shipped", cfg.ship_to)
+        return
+    lay = Layout(workdir)
+    rows = {s: {c: r.get(c) for c in SHIP_COLUMNS} for s, r in res["systems"].items()
+            if s in ("base", res["trinityx_system"])}
+    ship(lay.composed(res["chosen"]), cfg.ship_to, {d: lay.expert(d) for d in cfg.experts}, rows,
+         command=f"trinityx run <experiment config> --workdir {workdir}")

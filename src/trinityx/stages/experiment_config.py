@@ -75,6 +75,9 @@ class ExperimentConfig:
     """The data-path prefix used in the stage configs; rebased onto `--data-dir`."""
     title: str = "TrinityX HHH experiment"
     """Report title."""
+    ship_to: str | None = None
+    """Folder to ship the chosen TrinityX model to (bf16 experts + model card), e.g.
+    models/smollm2-hhh; null = do not ship."""
 
 
 def load_experiment(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
