@@ -42,6 +42,8 @@ def test_tiny_experiment_end_to_end_resumes_and_refuses_stale_artifacts(tiny_run
     assert "Paired bootstrap" in md and "Wall time per step" in md
     assert res["paired_vs_trinityx"]["base"]["refuse harmful"]["n"] == 4
     assert (work / "compare" / "compare.md").is_file()
+    shares = res["routing"]["refusal_harmful"]["top1_share"]  # where the router sent them
+    assert sum(shares.values()) == pytest.approx(100.0) and (report / "routing.png").is_file()
     r = json.loads((work / "eval/trinityx-sequence-top1/results.json").read_text())
     assert {"refusal_harmful", "over_refusal", "spard_pref"} <= set(r["benchmarks"])
 

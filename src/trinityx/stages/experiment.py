@@ -150,6 +150,7 @@ def run(cfg: ExperimentConfig, workdir: str | Path, data_dir: str | Path,
         steps = [s for s in steps if any(s.name == o or s.name.startswith(o + "/") for o in only)]
     stamps = Layout(workdir).stamps()
     stamps.mkdir(parents=True, exist_ok=True)
+    write_json(workdir / "run.json", {"data_dir": str(data_dir.resolve())})
     todo = [s for s in steps if not _check_stamp(s, stamps, set(restart or []))]
     log.info("experiment in %s: %d steps, %d to run", workdir, len(steps), len(todo))
     bar = tqdm(todo, desc="experiment", unit="step")

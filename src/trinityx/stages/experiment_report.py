@@ -128,6 +128,15 @@ def write_report(cfg: ExperimentConfig, workdir: Path) -> Path:
                 cells.append(f"{r['diff']:+.1f}{star} [{r['ci'][0]:+.1f}, {r['ci'][1]:+.1f}]")
             lines.append(f"| {s} | " + " | ".join(cells) + " |")
         lines += ["", "`*`: p < 0.05. For unsafe and over-refuse a negative difference is better.", ""]
+    routing = _routing(cfg, lay, chosen, out)
+    if routing:
+        names = list(next(iter(routing.values()))["top1_share"])
+        lines += ["## Where the router sends each benchmark's prompts", "",
+                  "Share of prompts whose top routing weight is each expert (calibrated router).", "",
+                  "| benchmark | n | " + " | ".join(names) + " |", "|---|---:|" + "---:|" * len(names)]
+        lines += [f"| {b} | {r['n']} | " + " | ".join(f"{r['top1_share'][n]:.0f}%" for n in names) + " |"
+                  for b, r in routing.items()]
+        lines += ["", "![routing](routing.png)", ""]
     lines += ["## Wall time per step", "", "| step | seconds |", "|---|---:|"]
     lines += [f"| {k} | {'adopted' if v.get('seconds') is None else round(v['seconds'])} |"
               for k, v in stamps.items()]
@@ -135,9 +144,27 @@ def write_report(cfg: ExperimentConfig, workdir: Path) -> Path:
         lines += ["", "![all systems](../compare/compare.png)"]
     write_json(out / "results.json", {"chosen": chosen, "selection_scores": sel_scores,
                                       "trinityx_system": trinity, "systems": rows,
-                                      "paired_vs_trinityx": paired, "stamps": stamps})
+                                      "paired_vs_trinityx": paired, "routing": routing,
+                                      "stamps": stamps})
     atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
     return out
+
+
+def _routing(cfg: ExperimentConfig, lay: Layout, chosen: str | None, out: Path) -> dict | None:
+    """Routing shares of the chosen compose on the protocol's prompts (sequence routing only)."""
+    if chosen is None or not (lay.composed(chosen) / "report.json").is_file():
+        return None
+    from trinityx.config import load_config
+    from trinityx.eval.config import EvalConfig
+    from trinityx.stages.experiment_config import resolve_path
+    from trinityx.stages.experiment_routing import routing_shares
+
+    manifest = json.loads((lay.composed(chosen) / "manifest.json").read_text())
+    if manifest.get("routing") != "sequence":
+        return None
+    ev = load_config(EvalConfig, resolve_path(cfg, cfg.eval.config), [*cfg.eval.overrides])
+    data_dir = Path(json.loads((lay.root / "run.json").read_text())["data_dir"])
+    return routing_shares(lay.composed(chosen), data_dir, ev.limits, out)
 
 
 def _fmt(v: float | None) -> str:
