@@ -133,7 +133,7 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
 
 def _bench(args: argparse.Namespace) -> Any:
     from trinityx import bench
-    from trinityx.bench_report import format_table
+    from trinityx.bench.report import format_table
 
     result = bench.run_bench(args)
     print(format_table(result))
