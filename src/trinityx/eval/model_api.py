@@ -175,7 +175,7 @@ def trinityx_fingerprint(model, **settings) -> str:
             h.update(t.detach().float().contiguous().cpu().numpy().tobytes())
     if model.routing != "none":
         # the same tensors save_pretrained writes to router.safetensors
-        for k, t in sorted(model._router_tensors().items()):
+        for k, t in sorted(model.router_tensors().items()):
             h.update(k.encode())
             h.update(t.detach().float().contiguous().cpu().numpy().tobytes())
     return fingerprint_of(
