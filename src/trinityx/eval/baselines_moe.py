@@ -132,16 +132,13 @@ class EnsembleEvalModel(EvalModel):
         return mix.clamp_min(1e-30).log()  # already normalised: log_softmax leaves it unchanged
 
     def _generate_batch(self, prompts: list[Messages], max_new_tokens: int) -> list[str]:
-        old, self.tokenizer.padding_side = self.tokenizer.padding_side, "left"
-        try:
-            enc = self.tokenizer(
-                [self.chat_prompt(p) for p in prompts],
-                return_tensors="pt",
-                padding=True,
-                add_special_tokens=False,
-            )
-        finally:
-            self.tokenizer.padding_side = old
+        enc = self.tokenizer(
+            [self.chat_prompt(p) for p in prompts],
+            return_tensors="pt",
+            padding=True,
+            padding_side="left",
+            add_special_tokens=False,
+        )
         out = self.ensemble.generate(
             enc["input_ids"],
             enc["attention_mask"],
