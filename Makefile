@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.trinityx-installed
 
-.PHONY: setup demo test lint fmt clean experiment
+.PHONY: setup demo test test-all lint fmt clean experiment
 
 DATA_DIR ?= ../shared/data
 # keep the run folder outside the checkout: a fresh clone does not wipe a half-done run
@@ -34,6 +34,9 @@ experiment: setup
 	$(VENV)/bin/trinityx run configs/experiments/smollm2_hhh.yaml --data-dir $(DATA_DIR) --workdir $(EXPERIMENT_DIR)
 
 test: setup
+	$(PY) -m pytest -q -m "not slow"
+
+test-all: setup
 	$(PY) -m pytest -q
 
 lint: setup

@@ -19,6 +19,7 @@ from functools import cache
 from typing import Any
 
 from trinityx import config as C
+from trinityx import presets
 from trinityx.eval import config as EC
 
 
@@ -68,7 +69,7 @@ def _stage(cls: type, module: str) -> Callable[[argparse.Namespace], Any]:
     def handler(args: argparse.Namespace) -> Any:
         import importlib
 
-        cfg = C.load_config(cls, args.config, args.overrides)
+        cfg = C.load_config(cls, presets.resolve_config_arg(args.config), args.overrides)
         out = importlib.import_module(f"trinityx.stages.{module}").run(cfg)
         print(out)
         return out
@@ -156,11 +157,30 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
 
 def _bench(args: argparse.Namespace) -> Any:
     from trinityx import bench
-    from trinityx.bench_report import format_table
+    from trinityx.bench.report import format_table
 
     result = bench.run_bench(args)
     print(format_table(result))
     return result
+
+
+def _configs_args(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="action", metavar="<action>", required=True)
+    sub.add_parser("ls", help="list the shipped configs (names for --config or cp)")
+    cp = sub.add_parser("cp", help="copy a shipped config file or folder out to edit")
+    cp.add_argument("name", help="a name from `trinityx configs ls`, e.g. tiny/helpful.yaml or tiny")
+    cp.add_argument("dest", help="file or folder to write")
+    cp.add_argument("--force", action="store_true", help="overwrite an existing destination")
+
+
+def _configs(args: argparse.Namespace) -> Any:
+    if args.action == "ls":
+        names = presets.list_configs()
+        print("\n".join(names))
+        return names
+    out = presets.copy_config(args.name, args.dest, force=args.force)
+    print(out)
+    return out
 
 
 # commands with their own plain options: name -> (add_arguments, handler, help)
@@ -171,6 +191,8 @@ PLAIN: dict[str, tuple[Callable, Callable, str]] = {
              " and calibrate them, and show what they learned"),
     "bench": (_bench_args, _bench, "speed and memory of TrinityX vs the base model, H3Fusion-style"
               " MoE, X-LoRA and an output ensemble (ratios from one interleaved run)"),
+    "configs": (_configs_args, _configs, "list the configs shipped with the package, or copy one"
+                " out to edit (like torchtune's `tune ls` / `tune cp`)"),
     "serve": (_serve_args, _serve, "serve a composed model (or a baseline) over an OpenAI-compatible"
               " HTTP API with dynamic batching of per-request HHH weights"),
 }
@@ -210,7 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
             f"{keys}",
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        p.add_argument("--config", "-c", help="YAML config file (see configs/)")
+        p.add_argument("--config", "-c", help="YAML config file, or the name of a shipped one "
+                       "(`trinityx configs ls`, e.g. tiny/helpful.yaml)")
         p.add_argument("overrides", nargs="*", metavar="key=value",
                        help="dotted overrides, e.g. optim.epochs=3 lora.r=16")
         p.set_defaults(handler=factory())
@@ -230,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         args.handler(args)
-    except (C.ConfigError, FileNotFoundError, ValueError, RuntimeError) as e:
+    except (C.ConfigError, FileNotFoundError, FileExistsError, ValueError, RuntimeError) as e:
         print(f"trinityx {args.command}: error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -10,15 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from trinityx.eval import benchmarks as B
 from trinityx.eval import metrics as M
-
-if TYPE_CHECKING:
-    from trinityx.eval.harness import EvalContext
+from trinityx.eval.spec import EvalContext
 
 
 # ------------------------------------------------------------------ helpers

@@ -101,7 +101,9 @@ def share_adapter_storage(
 class ComposedIOMixin:
     """save_pretrained / from_pretrained for TrinityXModel."""
 
-    def _router_tensors(self) -> dict[str, Tensor]:
+    def router_tensors(self) -> dict[str, Tensor]:
+        """Copies of the router's parameters, as router.safetensors stores them: public, so an
+        evaluation can fingerprint a model by exactly what its artifact saves."""
         if self.routing == "sequence":
             return {k: v.detach().clone() for k, v in self.sequence_router.state_dict().items()}
         out = {}
@@ -156,7 +158,7 @@ class ComposedIOMixin:
                 write_peft_adapter(tmp / "experts" / name, ew.config, tensors)
             if self.routing != "none":
                 save_file(
-                    {k: v.contiguous().cpu() for k, v in self._router_tensors().items()},
+                    {k: v.contiguous().cpu() for k, v in self.router_tensors().items()},
                     str(tmp / "router.safetensors"),
                     metadata={"format": "pt"},
                 )

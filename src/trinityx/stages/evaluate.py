@@ -54,21 +54,11 @@ class RoutedJudge:
 
 
 def _make_judge(cfg: EvalConfig, s: JudgeSettings):
-    from trinityx.eval.judges import HFClassifierJudge, LocalJudge, OpenAIJudge
+    from trinityx.eval.judges import judge_from_settings
 
-    if s.kind == "local":
-        return LocalJudge(
-            resolve_path(cfg, s.path),
-            hard_preferences=s.hard_preferences,
-            prefer_head=s.prefer_head,
-        )
-    if s.kind == "hf_classifier":
-        label = int(s.unsafe_label) if s.unsafe_label.isdigit() else s.unsafe_label
-        return HFClassifierJudge(resolve_path(cfg, s.path), unsafe_label=label)
-    return OpenAIJudge(
-        s.base_url,
-        s.model,
-        s.api_key_env,
+    return judge_from_settings(
+        s,
+        resolve=lambda path: resolve_path(cfg, path),
         cache_dir=Path(resolve_path(cfg, cfg.cache_dir)) / "judge",
         seed=cfg.seed,
     )
