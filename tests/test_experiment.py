@@ -13,10 +13,10 @@ import pytest
 import torch
 from helpers_eval import write_data_dir
 
+from trinityx.experiment import pipeline as experiment
+from trinityx.experiment.config import load_experiment
+from trinityx.experiment.report import paired_bootstrap
 from trinityx.model.artifacts import ArtifactError
-from trinityx.stages import experiment
-from trinityx.stages.experiment_config import load_experiment
-from trinityx.stages.experiment_report import paired_bootstrap
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,7 +109,7 @@ def test_no_evaluation_prompt_in_any_training_router_or_calibration_set(shared_d
     from trinityx.data.routing_sets import load_routing
     from trinityx.eval import benchmarks as B
     from trinityx.eval import refusal_tasks as R
-    from trinityx.stages.experiment_config import Layout, compose_config, expert_config
+    from trinityx.experiment.config import Layout, compose_config, expert_config
 
     cfg = load_experiment(ROOT / "configs/experiments/smollm2_hhh.yaml")
     lay = Layout("unused")

@@ -84,8 +84,8 @@ def _demo(args: argparse.Namespace) -> Any:
 
 
 def _run(args: argparse.Namespace) -> Any:
-    from trinityx.stages.experiment import run
-    from trinityx.stages.experiment_config import load_experiment
+    from trinityx.experiment.config import load_experiment
+    from trinityx.experiment.pipeline import run
 
     cfg = load_experiment(args.config, args.overrides)
     out = run(cfg, args.workdir, args.data_dir, restart=args.restart, only=args.only)

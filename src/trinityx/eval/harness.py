@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 from trinityx.eval import benchmarks as B
 from trinityx.eval import metrics as M

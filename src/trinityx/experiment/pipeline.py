@@ -24,8 +24,7 @@ from tqdm.auto import tqdm
 
 from trinityx.config_loader import dump_yaml
 from trinityx.eval.config import CompareConfig
-from trinityx.model.artifacts import ArtifactError, atomic_write_text, write_json
-from trinityx.stages.experiment_config import (
+from trinityx.experiment.config import (
     ExperimentConfig,
     Layout,
     compose_config,
@@ -33,6 +32,7 @@ from trinityx.stages.experiment_config import (
     expert_config,
     judge_config,
 )
+from trinityx.model.artifacts import ArtifactError, atomic_write_text, write_json
 
 log = logging.getLogger(__name__)
 
@@ -136,8 +136,8 @@ def _check_stamp(step: Step, stamps: Path, restart: set[str]) -> bool:
 def run(cfg: ExperimentConfig, workdir: str | Path, data_dir: str | Path,
         restart: list[str] | None = None, only: list[str] | None = None) -> Path:
     """Run what is left of the experiment under `workdir`; returns the report folder."""
+    from trinityx.experiment.report import write_report
     from trinityx.stages import compare
-    from trinityx.stages.experiment_report import write_report
 
     workdir, data_dir = Path(workdir), Path(data_dir)
     if not data_dir.is_dir():
@@ -176,7 +176,7 @@ SHIP_COLUMNS = ("WR ↑", "unsafe ↓", "TI ↑", "MC1", "MC2", "refuse harmful 
 
 
 def _ship(cfg: ExperimentConfig, workdir: Path, report: Path) -> None:
-    from trinityx.stages.ship import ship
+    from trinityx.experiment.ship import ship
 
     res = json.loads((report / "results.json").read_text())
     if res["chosen"] is None:

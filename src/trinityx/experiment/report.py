@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from trinityx.eval.report import PAPER_COLUMNS, paper_table, summary_row
+from trinityx.experiment.config import ExperimentConfig, Layout
 from trinityx.model.artifacts import atomic_write_text, write_json
-from trinityx.stages.experiment_config import ExperimentConfig, Layout
 
 # per-item scores from records/<bench>.jsonl, for paired tests: (column, bench, item -> value)
 ITEM_SCORES = {
@@ -156,8 +156,8 @@ def _routing(cfg: ExperimentConfig, lay: Layout, chosen: str | None, out: Path) 
         return None
     from trinityx.config import load_config
     from trinityx.eval.config import EvalConfig
-    from trinityx.stages.experiment_config import resolve_path
-    from trinityx.stages.experiment_routing import routing_shares
+    from trinityx.experiment.config import resolve_path
+    from trinityx.experiment.routing import routing_shares
 
     manifest = json.loads((lay.composed(chosen) / "manifest.json").read_text())
     if manifest.get("routing") != "sequence":
