@@ -28,7 +28,7 @@ CARRIED = ("report.md", "report.json", "reliability.png", "routing_heatmap.png")
 def _expert_rows(experts: dict[str, Path]) -> list[str]:
     """One card row per expert from its artifact (config.yaml + metrics.json)."""
     rows = [
-        "| expert | method | training data | examples | epochs / DPO steps | LoRA | held-out loss |",
+        "| expert | method | training data | examples | epochs / DPO steps | LoRA | starter held-out loss* |",
         "|---|---|---|---:|---|---|---|",
     ]
     for name, folder in experts.items():
@@ -77,6 +77,11 @@ def ship(composed: str | Path, out: str | Path, experts: dict[str, str | Path] |
         "## Experts",
         "",
         *(_expert_rows({k: Path(v) for k, v in experts.items()}) if experts else []),
+        "",
+        "*Mean response NLL on the bundled starter held-out split, before → after training: a "
+        "different style from the real training data (e.g. SPARD's long refusals vs the starter's "
+        "one-liners), so it can rise while the expert learns its task; the protocol's figures below "
+        "are what count.",
         "",
         "## Router (out of sample)",
         "",
