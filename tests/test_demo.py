@@ -13,7 +13,11 @@ from trinityx.config import DataSource, TrainExpertConfig
 from trinityx.data.loading import load_sources
 
 
-def test_demo_fast_runs_the_whole_pipeline(tmp_path, cache_dir, capsys):
+def test_demo_fast_runs_the_whole_pipeline(tmp_path, cache_dir, capsys, monkeypatch):
+    from trinityx.demo import pipeline
+
+    # the repository ships models/smollm2-hhh; this run shows the case without one
+    monkeypatch.setattr(pipeline, "SHIPPED", tmp_path / "no-shipped-model")
     assert main(["demo", "--fast", "--workdir", str(tmp_path)]) == 0
     captured = capsys.readouterr()
     out = captured.out
@@ -80,6 +84,7 @@ def test_demo_shows_a_shipped_model_when_present(tmp_path, cache_dir, capsys, mo
     """models/smollm2-hhh answers the same probes when present; a broken one is reported."""
     from trinityx.demo import pipeline
 
+    monkeypatch.setattr(pipeline, "SHIPPED", tmp_path / "no-shipped-model")
     assert main(["demo", "--fast", "--workdir", str(tmp_path)]) == 0
     composed = tmp_path / "tiny" / "composed" / "sequence"
     monkeypatch.setattr(pipeline, "SHIPPED", composed)  # any composed artifact will do

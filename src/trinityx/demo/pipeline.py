@@ -200,7 +200,7 @@ def _showcase(
     from trinityx.model.composed import TrinityXModel
 
     path = root / "showcase.json"
-    shipped_present = not fast and (SHIPPED / "manifest.json").is_file()  # fast: tiny model only
+    shipped_present = (SHIPPED / "manifest.json").is_file()
     shipped_key = _manifest_key(SHIPPED, {}) if shipped_present else None
     key = _manifest_key(composed, {"shipped": shipped_key, "fast": fast})
     if path.is_file():
