@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import queue
 import threading
 import time
@@ -27,7 +28,7 @@ from transformers import DynamicCache
 from .batch import Batch, Row, left_pad
 from .protocol import HHHOptions
 from .sampling import SamplingSettings, TextTracker, make_generator, next_token
-from .served import ServedModel
+from .served import HARMLESS, ServedModel
 
 log = logging.getLogger(__name__)
 
@@ -219,9 +220,23 @@ class Scheduler:
         gates = self.served.step_gates(routing, records)
         for b, row in enumerate(rows):
             row.probs = None if probs is None else probs[b]
+            row.dial = None if routing.dial is None else routing.dial[b]
             if gates is not None:
                 row.gates.append(gates[b])
+        self._record_blocks(batch, records)
         return batch
+
+    def _record_blocks(self, batch: Batch, records) -> None:
+        """Per-block gates of this step for the rows that asked for them (hhh.per_token)."""
+        want = [
+            i for i, r in enumerate(batch.rows) if r.req.hhh is not None and r.req.hhh.per_token
+        ]
+        if not want:
+            return
+        blocks = self.served.block_gates(batch.routing, records)  # (B, NB, K) | None
+        if blocks is not None:
+            for i in want:
+                batch.rows[i].layer_gates.append(blocks[i])
 
     @torch.no_grad()
     def _step(self) -> None:
@@ -248,6 +263,7 @@ class Scheduler:
         if gates is not None:
             for i, row in enumerate(b.rows):
                 row.gates.append(gates[i])
+        self._record_blocks(b, records)
 
     def _advance(self, row: Row, tok: int) -> bool:
         """Update the row's text after token `tok`; emit; False when the row has finished."""
@@ -286,9 +302,32 @@ class Scheduler:
             "gates": s.named(g.mean(0)),
             "router_probs": None if row.probs is None else s.named(row.probs),
         }
+        if row.dial is not None:
+            rep["refusal_dial"] = row.dial
+            if row.dial["fired"]:  # the dial replaced pi with one-hot harmless
+                rep["weights"] = {n: float(n == HARMLESS) for n in s.expert_names}
+        if hhh is not None and hhh.preset is not None:
+            rep["preset"] = hhh.preset
         if hhh is not None and hhh.per_token:
             rep["per_token"] = [s.named(t) for t in g]
+            rep["tokens"] = self._pieces(row.out_ids)
+            if row.layer_gates:
+                blocks = torch.stack(row.layer_gates[: len(row.out_ids)])  # (S, NB, K)
+                rep["layers"] = s.blocks[0]
+                rep["per_layer"] = blocks.round(decimals=4).tolist()
         return rep
+
+    def _pieces(self, ids: list[int]) -> list[str]:
+        """The text each generated token added (incremental decode: multi-byte characters land
+        on the token that completes them)."""
+        out, prev = [], ""
+        for i in range(len(ids)):
+            text = self.served.decode(ids[: i + 1])
+            if not text.startswith(prev):  # a replacement char resolved; keep the tail aligned
+                prev = prev[: len(os.path.commonprefix([prev, text]))]
+            out.append(text[len(prev) :])
+            prev = text
+        return out
 
     def _fail_all(self, message: str) -> None:
         reqs = list(self.pending) + ([] if self.batch is None else [r.req for r in self.batch.rows])
