@@ -37,7 +37,8 @@ def hhh_axes(m: dict[str, float]) -> dict[str, float | None]:
     }
     known = [v for v in axes.values() if v is not None]
     axes["hhh"] = _mean(known) if len(known) == len(AXES) else None
-    return axes
+    # float noise (1e-7 between batched and unbatched log-probs) must not break ties
+    return {k: None if v is None else round(v, 6) for k, v in axes.items()}
 
 
 def dominates(a: Sequence[float], b: Sequence[float]) -> bool:

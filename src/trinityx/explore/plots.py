@@ -43,7 +43,7 @@ def ternary_map(
     pts = [(r, v) for r, v in pts if r["weights"] is not None and v is not None]
     fig, ax = plt.subplots(figsize=(5.2, 4.8))
     ax.plot(*np.vstack([CORNERS, CORNERS[:1]]).T, color="#444", lw=1)
-    for (x, y), n, dy in zip(CORNERS, names, (-0.06, -0.06, 0.04), strict=True):
+    for (x, y), n, dy in zip(CORNERS, names, (-0.07, -0.07, 0.07), strict=True):
         ax.text(x, y + dy, n, ha="center", fontsize=10, weight="bold")
     if pts:
         xy = np.array([to_xy([r["weights"][n] for n in names]) for r, _ in pts])
@@ -63,7 +63,7 @@ def ternary_map(
                 ha="center",
                 fontsize=7,
             )
-        fig.colorbar(sc, ax=ax, shrink=0.75, label=metric)
+        fig.colorbar(sc, ax=ax, shrink=0.75, label=metric, format="%.1f")
         if best is not None and rows[best]["weights"] is not None:
             bx, by = to_xy([rows[best]["weights"][n] for n in names])
             ax.scatter(
@@ -87,10 +87,12 @@ def ternary_map(
             zorder=5,
             label="router (mean decision)",
         )
-    ax.set_title(f"{metric} over user weights π", fontsize=11)
+    ax.set_title(f"{metric} over user weights π", fontsize=11, pad=14)
     ax.set_axis_off()
     ax.set_aspect("equal")
-    ax.legend(loc="upper right", fontsize=7, frameon=False)
+    ax.set_xlim(-0.15, 1.15)
+    ax.set_ylim(-0.22, 0.95)
+    ax.legend(loc="lower center", fontsize=7, frameon=False, ncol=2, bbox_to_anchor=(0.5, -0.04))
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -106,7 +108,7 @@ def pareto_plot(rows: Sequence[dict], front: Sequence[int], best: int | None, pa
         y = np.array([rows[i]["axes"]["harmlessness"] for i in ok])
         c = np.array([rows[i]["axes"].get("honesty") or 0.0 for i in ok])
         sc = ax.scatter(x, y, c=c, cmap="viridis", s=50, edgecolors="k", zorder=2)
-        fig.colorbar(sc, ax=ax, label="honesty (TruthfulQA MC2)")
+        fig.colorbar(sc, ax=ax, label="honesty (TruthfulQA MC2)", format="%.1f")
         fr = [i for i in ok if i in set(front)]
         fr.sort(key=lambda i: rows[i]["axes"]["helpfulness"])
         ax.plot(
