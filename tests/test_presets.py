@@ -46,8 +46,9 @@ def test_presets_saved_listed_and_loaded(artifact, tx, tiny_backbone_cfg, capsys
     assert "just-right: helpful 0.2, harmless 1, honest 0.5 (multiply) - test" in out
     assert "careful: router alone (multiply, refusal dial tau 0)" in out
     # saving the loaded model keeps its presets
-    again = TrinityXModel.from_pretrained(tx.save_pretrained(artifact.parent / "copy"),
-                                          tiny_backbone_cfg)
+    again = TrinityXModel.from_pretrained(
+        tx.save_pretrained(artifact.parent / "copy"), tiny_backbone_cfg
+    )
     assert again.presets == tx.presets
 
 
@@ -55,8 +56,9 @@ def test_generate_by_preset_name_and_unknown_name(tx):
     a = tx.generate([MSG], preset="just-right", max_new_tokens=6, **GREEDY)
     b = tx.generate([MSG], hhh_weights=W, max_new_tokens=6, **GREEDY)
     assert a.texts == b.texts and a.routing == b.routing
-    with pytest.raises(ValueError, match="unknown preset 'nope'; this model's presets: careful, "
-                       "just-right"):
+    with pytest.raises(
+        ValueError, match="unknown preset 'nope'; this model's presets: careful, just-right"
+    ):
         tx.generate([MSG], preset="nope")
 
 
@@ -84,8 +86,13 @@ def url(tx):
 
 
 def post(url, hhh, max_tokens=6):
-    body = {"messages": MSG, "temperature": 0, "max_tokens": max_tokens,
-            "frequency_penalty": 2.0, "hhh": hhh}
+    body = {
+        "messages": MSG,
+        "temperature": 0,
+        "max_tokens": max_tokens,
+        "frequency_penalty": 2.0,
+        "hhh": hhh,
+    }
     return httpx.post(url + "/v1/chat/completions", json=body, timeout=60)
 
 
@@ -122,13 +129,22 @@ def test_server_refusal_dial_and_base(url, tx):
     base = post(url, {"base": True}).json()["choices"][0]
     ids, mask = tx.encode([MSG])
     with tx.experts_off():
-        ref = tx.model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=6,
-                                do_sample=False, pad_token_id=tx.tokenizer.pad_token_id)
+        ref = tx.model.generate(
+            input_ids=ids,
+            attention_mask=mask,
+            max_new_tokens=6,
+            do_sample=False,
+            pad_token_id=tx.tokenizer.pad_token_id,
+        )
     # frequency_penalty differs from HF's repetition_penalty, so compare on a plain greedy run
-    plain = httpx.post(url + "/v1/chat/completions", timeout=60, json={
-        "messages": MSG, "temperature": 0, "max_tokens": 6, "hhh": {"base": True}}).json()
+    plain = httpx.post(
+        url + "/v1/chat/completions",
+        timeout=60,
+        json={"messages": MSG, "temperature": 0, "max_tokens": 6, "hhh": {"base": True}},
+    ).json()
     assert plain["choices"][0]["message"]["content"] == tx.tokenizer.decode(
-        ref[0, ids.shape[1]:], skip_special_tokens=True)
+        ref[0, ids.shape[1] :], skip_special_tokens=True
+    )
     assert set(base["routing"]["gates"].values()) == {0.0}
     r = post(url, {"base": True, "weights": W})
     assert r.status_code == 400 and "hhh.base" in r.json()["error"]["message"]

@@ -43,13 +43,17 @@ async function loadModel() {
 
 function buildSliders() {
   const box = $("sliders");
+  const old = {};  // a reload (e.g. a new API key) keeps what the user set
+  for (const el of box.querySelectorAll("input")) old[el.id] = el.value;
   box.innerHTML = "";
+  const min = $("allow-negative").checked ? "-2" : "0";
   for (const name of state.experts) {
+    const v = old[`w-${name}`] ?? "1";
     const row = document.createElement("div");
     row.className = "slider";
     row.innerHTML = `<span>${name}</span>` +
-      `<input id="w-${name}" type="range" min="0" max="2" step="0.05" value="1">` +
-      `<output id="w-${name}-val">1.00</output>`;
+      `<input id="w-${name}" type="range" min="${min}" max="2" step="0.05" value="${v}">` +
+      `<output id="w-${name}-val">${Number(v).toFixed(2)}</output>`;
     box.appendChild(row);
     const input = row.querySelector("input");
     input.addEventListener("input", () => {
@@ -164,7 +168,11 @@ function showTip(ev, r, t, names) {
 }
 
 function renderRouting(box, r) {
-  if (!r) { box.innerHTML = `<div class="routing">plain model: no routing</div>`; return; }
+  if (!r || box.classList.contains("base")) {
+    const what = r ? "experts off: the frozen backbone (all gates 0)" : "plain model: no routing";
+    box.insertAdjacentHTML("beforeend", `<div class="routing">${what}</div>`);
+    return;
+  }
   const el = document.createElement("div");
   el.className = "routing";
   let html = `<div class="gates-line"><b>gates</b> ${fmt(r.gates)}</div>${bars(r.gates)}`;
@@ -185,11 +193,9 @@ function renderRouting(box, r) {
 
 // POST a streaming chat request; deltas go into `box`, the final routing under it.
 async function stream(messages, hhh, box) {
-  const body = {
-    model: state.model, messages, stream: true,
-    max_tokens: Number($("max-tokens").value) || 128,
-    temperature: Number($("temperature").value) || 0,
-  };
+  const body = { model: state.model, messages, stream: true, temperature: Number($("temperature").value) || 0 };
+  const maxTokens = Number($("max-tokens").value);
+  if (maxTokens > 0) body.max_tokens = maxTokens;  // else the server's --max-tokens
   if (hhh) body.hhh = hhh;
   const text = box.querySelector(".text");
   box.classList.add("streaming");
@@ -272,7 +278,11 @@ async function send(ev) {
 
 function init() {
   $("api-key").value = localStorage.getItem("trinityx-key") || "";
-  $("api-key").addEventListener("change", () => { localStorage.setItem("trinityx-key", $("api-key").value); loadModel(); });
+  $("api-key").addEventListener("change", () => {
+    if ($("api-key").value === (localStorage.getItem("trinityx-key") || "") && state.model) return;
+    localStorage.setItem("trinityx-key", $("api-key").value);
+    loadModel();
+  });
   $("preset").addEventListener("change", () => applyPreset($("preset").value));
   $("allow-negative").addEventListener("change", () => { setNegative($("allow-negative").checked); $("preset").value = ""; });
   $("tau").addEventListener("input", () => { $("tau-val").textContent = Number($("tau").value).toFixed(2); $("preset").value = ""; });
