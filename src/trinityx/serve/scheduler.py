@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
 import queue
 import threading
 import time
@@ -27,8 +26,9 @@ from transformers import DynamicCache
 
 from .batch import Batch, Row, left_pad
 from .protocol import HHHOptions
+from .routing_report import routing_report
 from .sampling import SamplingSettings, TextTracker, make_generator, next_token
-from .served import HARMLESS, ServedModel
+from .served import ServedModel
 
 log = logging.getLogger(__name__)
 
@@ -289,45 +289,7 @@ class Scheduler:
         return False
 
     def _report(self, row: Row) -> dict | None:
-        s = self.served
-        if s.tx is None:
-            return None
-        hhh = row.req.hhh
-        pi = s.check_hhh(hhh)
-        g = torch.stack(row.gates[: len(row.out_ids)])  # (S, K) one per generated token
-        rep = {
-            "routing": s.routing,
-            "weight_mode": "multiply" if hhh is None else hhh.mode,
-            "weights": None if pi is None else s.named(pi),
-            "gates": s.named(g.mean(0)),
-            "router_probs": None if row.probs is None else s.named(row.probs),
-        }
-        if row.dial is not None:
-            rep["refusal_dial"] = row.dial
-            if row.dial["fired"]:  # the dial replaced pi with one-hot harmless
-                rep["weights"] = {n: float(n == HARMLESS) for n in s.expert_names}
-        if hhh is not None and hhh.preset is not None:
-            rep["preset"] = hhh.preset
-        if hhh is not None and hhh.per_token:
-            rep["per_token"] = [s.named(t) for t in g]
-            rep["tokens"] = self._pieces(row.out_ids)
-            if row.layer_gates:
-                blocks = torch.stack(row.layer_gates[: len(row.out_ids)])  # (S, NB, K)
-                rep["layers"] = s.blocks[0]
-                rep["per_layer"] = blocks.round(decimals=4).tolist()
-        return rep
-
-    def _pieces(self, ids: list[int]) -> list[str]:
-        """The text each generated token added (incremental decode: multi-byte characters land
-        on the token that completes them)."""
-        out, prev = [], ""
-        for i in range(len(ids)):
-            text = self.served.decode(ids[: i + 1])
-            if not text.startswith(prev):  # a replacement char resolved; keep the tail aligned
-                prev = prev[: len(os.path.commonprefix([prev, text]))]
-            out.append(text[len(prev) :])
-            prev = text
-        return out
+        return routing_report(self.served, row)
 
     def _fail_all(self, message: str) -> None:
         reqs = list(self.pending) + ([] if self.batch is None else [r.req for r in self.batch.rows])
