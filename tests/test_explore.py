@@ -8,8 +8,8 @@ import math
 
 import pytest
 
-from trinityx.explore.grid import simplex, sweep_points
-from trinityx.explore.pareto import hhh_axes, pareto_front, recommend
+from trinityx.eval.explore.grid import simplex, sweep_points
+from trinityx.eval.explore.pareto import hhh_axes, pareto_front, recommend
 
 NAMES = ["helpful", "harmless", "honest"]
 
@@ -86,7 +86,7 @@ def test_explore_end_to_end_on_the_tiny_model(tmp_path, tiny_backbone_cfg):
     from helpers_eval import FakeJudge, write_data_dir
     from helpers_mocae import build, make_expert_dirs
 
-    from trinityx.explore.config import ExploreConfig
+    from trinityx.eval.explore.config import ExploreConfig
     from trinityx.model.composed import TrinityXModel
     from trinityx.model.presets import load_presets
     from trinityx.stages import explore

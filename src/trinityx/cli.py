@@ -20,7 +20,7 @@ from typing import Any
 
 from trinityx import config as C
 from trinityx.eval import config as EC
-from trinityx.explore.config import ExploreConfig
+from trinityx.eval.explore.config import ExploreConfig
 
 
 @cache

@@ -2,7 +2,7 @@
 
 setup (check the config and every data file before any model time; load the artifact) ->
 sweep (router alone, the simplex grid of user weights with its corners, the refusal dial's
-taus; each point scored by explore/protocol.py through the harness cache, so an interrupted
+taus; each point scored by eval/explore/protocol.py through the harness cache, so an interrupted
 sweep resumes) -> analyse (HHH axes, Pareto front, is the router on it, best HHH point) ->
 save (report.md, results.json, ternary maps, front and dial PNGs, config.yaml, atomically;
 the best point as a named preset in <model>/presets.json, atomically).
@@ -19,13 +19,13 @@ import torch
 from tqdm import tqdm
 
 from trinityx.config import dump_yaml, resolve_path
+from trinityx.eval.explore import plots
+from trinityx.eval.explore.config import ExploreConfig, check_explore_config
+from trinityx.eval.explore.grid import sweep_points
+from trinityx.eval.explore.pareto import AXES, hhh_axes, pareto_front, recommend
+from trinityx.eval.explore.protocol import check_data, prefer_judge, score_point
+from trinityx.eval.explore.report import explore_markdown
 from trinityx.eval.refusal_sets import read_benign_edgy, read_do_not_answer
-from trinityx.explore import plots
-from trinityx.explore.config import ExploreConfig, check_explore_config
-from trinityx.explore.grid import sweep_points
-from trinityx.explore.pareto import AXES, hhh_axes, pareto_front, recommend
-from trinityx.explore.protocol import check_data, prefer_judge, score_point
-from trinityx.explore.report import explore_markdown
 from trinityx.model.artifacts import ArtifactError, atomic_dir, write_json
 from trinityx.model.presets import HARMLESS, Preset, save_preset
 

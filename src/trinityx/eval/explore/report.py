@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from trinityx.explore.pareto import AXES
+from trinityx.eval.explore.pareto import AXES
 
 COLUMNS = [
     ("refusal", "refusal ↑"),

@@ -15,11 +15,11 @@ from pathlib import Path
 from trinityx.eval import metrics as M
 from trinityx.eval.benchmark_scoring import hh_requests, hh_score, user_turn
 from trinityx.eval.cache import GenerationCache
+from trinityx.eval.explore.config import ExploreConfig
+from trinityx.eval.explore.grid import Point
 from trinityx.eval.harness import EvalContext, cached_generate, cached_loglikelihood, run_benchmark
 from trinityx.eval.model_api import TrinityXEvalModel
 from trinityx.eval.refusal_sets import read_benign_edgy, read_do_not_answer, read_spard_test
-from trinityx.explore.config import ExploreConfig
-from trinityx.explore.grid import Point
 
 
 def point_model(tx, point: Point, mode: str) -> TrinityXEvalModel:
