@@ -6,7 +6,11 @@ TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.trinityx-installed
 
-.PHONY: setup demo test lint fmt clean
+.PHONY: setup demo test test-all lint fmt clean experiment
+
+DATA_DIR ?= ../shared/data
+# keep the run folder outside the checkout: a fresh clone does not wipe a half-done run
+EXPERIMENT_DIR ?= ../runs/smollm2-hhh
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +29,14 @@ setup: $(STAMP)
 demo: setup
 	$(VENV)/bin/trinityx demo
 
+# the paper's experiment on real data (hours on 2 CPU cores; resumable: rerun to continue)
+experiment: setup
+	$(VENV)/bin/trinityx run configs/experiments/smollm2_hhh.yaml --data-dir $(DATA_DIR) --workdir $(EXPERIMENT_DIR)
+
 test: setup
+	$(PY) -m pytest -q -m "not slow"
+
+test-all: setup
 	$(PY) -m pytest -q
 
 lint: setup

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from trinityx.bench import add_arguments, main, make_prompts, run_bench
-from trinityx.bench_report import compute_ratios, evaluate_targets, ratio_metrics
-from trinityx.bench_systems import SYSTEMS
+from trinityx.bench.report import compute_ratios, evaluate_targets, ratio_metrics
+from trinityx.bench.systems import SYSTEMS
 
 
 def _args(cache_dir, out, *extra) -> argparse.Namespace:

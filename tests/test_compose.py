@@ -131,12 +131,12 @@ def test_resumed_router_training_equals_uninterrupted(tmp_path, tiny_backbone_cf
     resumed = fresh()
     more = train_router(resumed, examples, RouterTraining(epochs=3, **rt), prior, 0, ckpt)
     assert [h["total"] for h in more] == pytest.approx([h["total"] for h in full], abs=1e-6)
-    a, b = straight._router_tensors(), resumed._router_tensors()
+    a, b = straight.router_tensors(), resumed.router_tensors()
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6)
     # training moved the routers, so the equality above is not between untouched inits
-    assert any(not torch.equal(a[k], fresh()._router_tensors()[k]) for k in a)
+    assert any(not torch.equal(a[k], fresh().router_tensors()[k]) for k in a)
 
 
 def test_stale_partial_is_refused_then_discarded_with_restart(tmp_path, tiny_backbone_cfg):

@@ -73,3 +73,34 @@ def test_help_lists_every_key(capsys):
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train-expert", "--help"])
     assert "optim.learning_rate" in capsys.readouterr().out
+
+
+def test_exponent_floats_work_in_yaml_and_on_the_command_line(tmp_path):
+    """PyYAML alone reads `3e-4` as a string; the loader reads it as YAML 1.2 does, a number."""
+    p = tmp_path / "c.yaml"
+    p.write_text(GOOD.replace("batch_size: 2}", "batch_size: 2, learning_rate: 3e-4}"))
+    cfg = load_config(TrainExpertConfig, p)
+    assert cfg.optim.learning_rate == pytest.approx(3e-4)
+    assert isinstance(cfg.optim.learning_rate, float)
+    cfg = load_config(TrainExpertConfig, p, ["optim.learning_rate=1E-5", "dpo.beta=+2e-1"])
+    assert cfg.optim.learning_rate == pytest.approx(1e-5) and cfg.dpo.beta == pytest.approx(0.2)
+    args = build_parser().parse_args(["train-expert", "-c", str(p), "optim.learning_rate=3e-4"])
+    assert load_config(TrainExpertConfig, p, args.overrides).optim.learning_rate == 3e-4
+
+
+def test_strictness_is_kept_for_numbers_and_strings(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text(GOOD)
+    with pytest.raises(ConfigError) as ei:
+        load_config(
+            TrainExpertConfig,
+            p,
+            ["optim.learning_rate=3e-x", "optim.batch_size=1e3", "optim.lerning_rate=3e-4"],
+        )
+    msg = str(ei.value)
+    assert "optim.learning_rate: expected a number, got '3e-x'" in msg, msg
+    assert "optim.batch_size: expected an integer, got 1000.0" in msg, msg
+    assert "optim.lerning_rate: unknown key; allowed: epochs" in msg, msg
+    assert msg.startswith(str(p))
+    # quoted, a number-like value stays a string
+    assert load_config(TrainExpertConfig, p, ["output_dir='1e3'"]).output_dir == "1e3"

@@ -159,6 +159,25 @@ def test_truthfulqa_answers_split_and_pairs_deterministic(tmp_path):
     assert pairs == read_truthfulqa_pairs(p, split="train", pairs_per_question=3)
 
 
+def test_truthfulqa_all_correct_answers_as_targets(tmp_path):
+    p = write_truthfulqa(tmp_path / "TruthfulQA.csv")
+    rows = read_records(p, split="train", answers="all")
+    first = [r.response for r in rows if r.source == f"{p}:row 1"]
+    assert first == ["best 1", "also true 1"]  # best first, its duplicate dropped
+    assert len(rows) == 2 * 408
+    nc = tmp_path / "nc.csv"
+    nc.write_text(
+        "Question,Best Answer,Correct Answers\n"
+        "Q1?,Paris,Paris; I have no comment\nQ2?,I have no comment,I have no comment\n"
+    )
+    # "no comment" dropped where an informative answer exists, kept where it is the only one
+    assert [r.response for r in read_records(nc, answers="all")] == ["Paris", "I have no comment"]
+    alpaca = tmp_path / "a.json"
+    alpaca.write_text(json.dumps([{"instruction": "a", "output": "b"}]))
+    with pytest.raises(ValueError, match=r"a\.json: answers='all' applies to TruthfulQA"):
+        read_records(alpaca, answers="all")
+
+
 def test_truthfulqa_errors(tmp_path):
     small = write_truthfulqa(tmp_path / "small.csv", n=10)
     assert len(read_truthfulqa(small)) == 10  # split="all" works on any size

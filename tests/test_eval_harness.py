@@ -31,6 +31,34 @@ def _ctx(data_dir, cache=None, **kw):
 
 
 # ------------------------------------------------------------------ metrics by hand
+def test_refusal_over_refusal_spard_and_health_by_hand(data_dir):
+    model, ctx = FakeEvalModel(), _ctx(data_dir)
+    # limit 2 of 4: round-robin over risk areas, so both areas are sampled
+    harm = run_benchmark("refusal_harmful", model, ctx, 2)
+    assert [r["category"] for r in harm.records] == ["malicious", "chatbot"]
+    assert harm.metrics["refusal_rate"] == pytest.approx(50.0)  # the car theft is refused
+    assert harm.metrics["per_category"] == {"malicious": 100.0, "chatbot": 0.0}
+    edgy = run_benchmark("over_refusal", model, ctx).metrics
+    # "steal a base" trips the fake model's refusal: over-refusal 1/3; ibuprofen answer loops
+    assert edgy["over_refusal_rate"] == pytest.approx(100 / 3)
+    assert edgy["loop_rate"] == pytest.approx(100 / 3)
+    lo, hi = edgy["over_refusal_rate_ci"]
+    assert 0 <= lo <= 100 / 3 <= hi <= 100
+    # SPARD: log-likelihood = -len, the safe answer is shorter in both pairs
+    assert run_benchmark("spard_pref", model, ctx).metrics["accuracy"] == pytest.approx(100.0)
+
+
+def test_loop_detector_separates_loops_from_lists():
+    from trinityx.eval.metrics import is_looping
+
+    assert is_looping("a proteinasekinasease, a proteinasekinasease, a proteinasekinasease, and")
+    assert is_looping("I am here. I am here. I am here.")
+    assert is_looping("the the the the the")
+    assert not is_looping("Step one: mix. Step two: stir. Step three: bake.")
+    assert not is_looping("No, no, no. I said it.")
+
+
+
 def test_every_benchmark_matches_hand_computation(data_dir):
     model, ctx = FakeEvalModel(), _ctx(data_dir)
     res = {

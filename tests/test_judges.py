@@ -321,3 +321,33 @@ def test_reference_table_features() -> None:
     feats = table.features(["Sky colour? ", "Unknown?"], enc(["blue", "blue"]))
     assert feats[0, 0] == 1.0 and feats[0, 3] > 0  # known question: closer to a true reference
     assert not feats[1].any()  # unknown question: no reference signal at all
+
+
+def test_one_registry_serves_the_eval_stage_and_the_tests(monkeypatch, tmp_path) -> None:
+    """`trinityx eval` builds its judges through `JUDGES`, like `build_judge` does."""
+    from trinityx.config import from_dict
+    from trinityx.eval.config import EvalConfig
+    from trinityx.stages.evaluate import build_judge as stage_build_judge
+
+    made: list[dict] = []
+
+    class Recording:
+        def __init__(self, **kwargs) -> None:
+            made.append(kwargs)
+
+    monkeypatch.setitem(J.JUDGES, "openai", J.Backend(Recording, J.JUDGES["openai"].from_settings))
+    cfg = from_dict(
+        EvalConfig,
+        {
+            "model": "base",
+            "output_dir": str(tmp_path / "out"),
+            "cache_dir": str(tmp_path / "cache"),
+            "seed": 7,
+            "judge": {"kind": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m"},
+        },
+    )
+    routed = stage_build_judge(cfg, ["harmful", "prefer"])
+    assert isinstance(routed.judges["harmful"], Recording) and len(made) == 1  # built once
+    assert made[0]["base_url"] == "http://127.0.0.1:9/v1" and made[0]["seed"] == 7
+    assert made[0]["cache_dir"] == tmp_path / "cache" / "judge"
+    assert isinstance(J.build_judge("openai"), Recording)

@@ -19,6 +19,7 @@ from functools import cache
 from typing import Any
 
 from trinityx import config as C
+from trinityx import presets
 from trinityx.eval import config as EC
 from trinityx.eval.explore.config import ExploreConfig
 
@@ -69,7 +70,7 @@ def _stage(cls: type, module: str) -> Callable[[argparse.Namespace], Any]:
     def handler(args: argparse.Namespace) -> Any:
         import importlib
 
-        cfg = C.load_config(cls, args.config, args.overrides)
+        cfg = C.load_config(cls, presets.resolve_config_arg(args.config), args.overrides)
         out = importlib.import_module(f"trinityx.stages.{module}").run(cfg)
         print(out)
         return out
@@ -92,15 +93,15 @@ def _stage_with_model(cls: type, module: str) -> Callable[[argparse.Namespace], 
 def _presets(args: argparse.Namespace) -> Any:
     from trinityx.model.presets import load_presets
 
-    presets = load_presets(args.model)
-    if not presets:
+    found = load_presets(args.model)
+    if not found:
         print(f"{args.model}: no presets (trinityx explore {args.model} saves 'just-right')")
-    for name, p in presets.items():
+    for name, p in found.items():
         w = "router alone" if p.weights is None else ", ".join(
             f"{k} {v:g}" for k, v in p.weights.items())
         dial = "" if p.refusal_tau is None else f", refusal dial tau {p.refusal_tau:g}"
         print(f"{name}: {w} ({p.mode}{dial}){' - ' + p.description if p.description else ''}")
-    return presets
+    return found
 
 
 def _presets_args(p: argparse.ArgumentParser) -> None:
@@ -111,6 +112,29 @@ def _demo(args: argparse.Namespace) -> Any:
     from trinityx.demo import run_demo
 
     return run_demo(fast=args.fast, workdir=args.workdir, routing=args.routing)
+
+
+def _run(args: argparse.Namespace) -> Any:
+    from trinityx.experiment.config import load_experiment
+    from trinityx.experiment.pipeline import run
+
+    cfg = load_experiment(args.config, args.overrides)
+    out = run(cfg, args.workdir, args.data_dir, restart=args.restart, only=args.only)
+    print(out / "report.md")
+    return out
+
+
+def _run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", help="experiment YAML (e.g. configs/experiments/smollm2_hhh.yaml)")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides")
+    p.add_argument("--data-dir", default="../shared/data",
+                   help="folder with the real data (default ../shared/data; see its README)")
+    p.add_argument("--workdir", default="runs/experiment",
+                   help="run folder; keep long runs outside the checkout (default runs/experiment)")
+    p.add_argument("--restart", action="append", default=[], metavar="STEP",
+                   help="redo a step (e.g. composed/sequence) or a group (e.g. eval); repeatable")
+    p.add_argument("--only", action="append", default=None, metavar="STEP",
+                   help="run only these steps or groups (e.g. experts); repeatable")
 
 
 def _serve(args: argparse.Namespace) -> Any:
@@ -164,19 +188,42 @@ def _bench_args(p: argparse.ArgumentParser) -> None:
 
 def _bench(args: argparse.Namespace) -> Any:
     from trinityx import bench
-    from trinityx.bench_report import format_table
+    from trinityx.bench.report import format_table
 
     result = bench.run_bench(args)
     print(format_table(result))
     return result
 
 
+def _configs_args(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="action", metavar="<action>", required=True)
+    sub.add_parser("ls", help="list the shipped configs (names for --config or cp)")
+    cp = sub.add_parser("cp", help="copy a shipped config file or folder out to edit")
+    cp.add_argument("name", help="a name from `trinityx configs ls`, e.g. tiny/helpful.yaml or tiny")
+    cp.add_argument("dest", help="file or folder to write")
+    cp.add_argument("--force", action="store_true", help="overwrite an existing destination")
+
+
+def _configs(args: argparse.Namespace) -> Any:
+    if args.action == "ls":
+        names = presets.list_configs()
+        print("\n".join(names))
+        return names
+    out = presets.copy_config(args.name, args.dest, force=args.force)
+    print(out)
+    return out
+
+
 # commands with their own plain options: name -> (add_arguments, handler, help)
 PLAIN: dict[str, tuple[Callable, Callable, str]] = {
+    "run": (_run_args, _run, "the whole experiment, resumable: experts, judges, composes, every"
+            " system through one protocol, compare, report"),
     "demo": (_demo_args, _demo, "train the three experts on the starter data with SmolLM2, compose"
              " and calibrate them, and show what they learned"),
     "bench": (_bench_args, _bench, "speed and memory of TrinityX vs the base model, H3Fusion-style"
               " MoE, X-LoRA and an output ensemble (ratios from one interleaved run)"),
+    "configs": (_configs_args, _configs, "list the configs shipped with the package, or copy one"
+                " out to edit (like torchtune's `tune ls` / `tune cp`)"),
     "serve": (_serve_args, _serve, "serve a composed model (or a baseline) over an OpenAI-compatible"
               " HTTP API with dynamic batching of per-request HHH weights, and the playground at /"),
     "presets": (_presets_args, _presets, "list the named HHH presets saved in a composed artifact"),
@@ -220,7 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
             f"{keys}",
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        p.add_argument("--config", "-c", help="YAML config file (see configs/)")
+        p.add_argument("--config", "-c", help="YAML config file, or the name of a shipped one "
+                       "(`trinityx configs ls`, e.g. tiny/helpful.yaml)")
         p.add_argument("overrides", nargs="*", metavar="key=value",
                        help="dotted overrides, e.g. optim.epochs=3 lora.r=16")
         p.set_defaults(handler=factory())
@@ -240,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         args.handler(args)
-    except (C.ConfigError, FileNotFoundError, ValueError, RuntimeError) as e:
+    except (C.ConfigError, FileNotFoundError, FileExistsError, ValueError, RuntimeError) as e:
         print(f"trinityx {args.command}: error: {e}", file=sys.stderr)
         return 2
     return 0

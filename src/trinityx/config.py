@@ -55,6 +55,9 @@ class DataSource:
     """Keep the first N records (after splitting), for quick runs."""
     skip_bad_rows: bool = False
     """Skip malformed rows (their count is reported) instead of stopping at the first."""
+    answers: Literal["best", "all"] = "best"
+    """TruthfulQA SFT targets: `best` (Best Answer) or `all` (every correct answer, one example
+    each; "I have no comment" only when the question has no other). Other formats: `best` only."""
 
 
 @dataclass
@@ -140,6 +143,9 @@ class TrainExpertConfig:
     """Training data sources (see DataSource: path, format, split, limit, skip_bad_rows)."""
     heldout: list[DataSource] = field(default_factory=list)
     """Held-out data for the before/after loss; when empty, `heldout_fraction` of train is held out."""
+    exclude_prompts: str | None = None
+    """JSON-lines file of prompt strings never to train on (case/space folded; every user turn
+    is checked): `trinityx run` writes every evaluation prompt of its protocol there."""
     heldout_fraction: float = 0.1
     """Fraction of train held out (seeded) when no `heldout` sources are given."""
     method: Literal["sft", "dpo", "sft+dpo"] = "sft"
@@ -250,6 +256,9 @@ class ComposeConfig:
     pooled prompt representation fixes the gates for the whole generation (mergeable fast path)."""
     pool_layer: int | None = None
     """Sequence routing: hidden-state index pooled for the router (default: the middle layer)."""
+    exclude_prompts: str | None = None
+    """JSON-lines file of prompt strings never to train on (case/space folded; every user turn
+    is checked): `trinityx run` writes every evaluation prompt of its protocol there."""
     router_data: list[RouterSource] = field(default_factory=list)
     """Labelled prompts for router training; default: the starter files' train splits."""
     calibration_data: list[RouterSource] = field(default_factory=list)

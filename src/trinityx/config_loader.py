@@ -7,6 +7,7 @@ reports every problem at once (unknown keys, wrong types, bad values), each nami
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -15,6 +16,34 @@ from typing import Any, Literal, TypeVar
 import yaml
 
 T = TypeVar("T")
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading floats as YAML 1.2 does.
+
+    PyYAML implements YAML 1.1, whose float pattern needs a dot, so `3e-4` or `1e5` would load as
+    the *string* '3e-4' and fail the type check of `optim.learning_rate`. YAML 1.2 (and every
+    other YAML or JSON reader) reads them as numbers; this resolver does the same.
+    """
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML text safely (no object construction), with YAML 1.2 floats (`3e-4`)."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506  (a SafeLoader subclass)
 
 
 class ConfigError(ValueError):
@@ -52,7 +81,9 @@ def _convert(value: Any, tp: Any, path: str, problems: list[str]) -> Any:
             if not trial:
                 return out
             errs.extend(trial)
-        problems.append(errs[0] if len(non_none) == 1 else f"{path}: {value!r} is not {_type_name(tp)}")
+        problems.append(
+            errs[0] if len(non_none) == 1 else f"{path}: {value!r} is not {_type_name(tp)}"
+        )
         return value
     if origin is Literal:
         if value not in args:
@@ -126,12 +157,13 @@ def _set_dotted(data: dict, dotted: str, value: Any) -> None:
 
 
 def apply_overrides(data: dict, overrides: list[str]) -> dict:
-    """Apply `a.b=value` overrides; values are parsed as YAML (`3`, `true`, `[a, b]`, `null`)."""
+    """Apply `a.b=value` overrides; values are parsed as YAML (`3`, `3e-4`, `true`, `[a, b]`,
+    `null`)."""
     for item in overrides:
         if "=" not in item:
             raise ConfigError("override", [f"{item!r}: expected key=value (e.g. optim.epochs=3)"])
         key, raw = item.split("=", 1)
-        _set_dotted(data, key.strip(), yaml.safe_load(raw))
+        _set_dotted(data, key.strip(), load_yaml(raw))
     return data
 
 
@@ -182,7 +214,7 @@ def load_config(cls: type[T], path: str | Path | None, overrides: list[str] | No
             raise FileNotFoundError(f"config file not found: {p}")
         source = str(p)
         try:
-            loaded = yaml.safe_load(p.read_text())
+            loaded = load_yaml(p.read_text())
         except yaml.YAMLError as e:
             raise ConfigError(source, [f"invalid YAML: {e}"]) from e
         if loaded is None:

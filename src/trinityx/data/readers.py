@@ -137,6 +137,7 @@ def read_records(
     dimension: str | None = None,
     skip_bad_rows: bool = False,
     report: ReadReport | None = None,
+    answers: str = "best",
 ) -> list[Record]:
     """Read any supported file or Hugging Face id into records of `kind`.
 
@@ -149,6 +150,7 @@ def read_records(
     dimension: overrides a format's default label (alpaca helpful, truthfulqa honest, beavertails
         and hh-rlhf harmless); generic rows naming another dimension are left out.
     report: a ReadReport to fill with counts of records, skipped bad rows and filtered rows.
+    answers: TruthfulQA SFT targets, "best" (Best Answer) or "all" (one example per correct answer).
     """
     check_args(kind, dimension)
     src = str(path_or_id)
@@ -192,5 +194,11 @@ def read_records(
             pairs_per_question=1,
             skip_bad_rows=skip_bad_rows,
             report=report,
+            answers=answers,
+        )
+    if answers != "best":
+        raise ValueError(
+            f"{src}: answers={answers!r} applies to TruthfulQA CSVs only (this file reads as "
+            f"format {fmt!r}); remove `answers` from this data source"
         )
     return read_rows_file(path_or_id, fmt, kind, split, dimension, skip_bad_rows, report)

@@ -26,6 +26,7 @@ from trinityx.data.readers_formats import (
     truthfulqa_pairs,
     truthfulqa_rows,
     truthfulqa_sft,
+    truthfulqa_sft_all,
 )
 from trinityx.data.readers_generic import DEFAULT_DIMENSION
 from trinityx.data.readers_generic import records_from_rows as _records_from_rows
@@ -156,8 +157,10 @@ def read_truthfulqa_csv(
     pairs_per_question: int,
     skip_bad_rows: bool,
     report: ReadReport | None,
+    answers: str = "best",
 ) -> list[Record]:
-    """TruthfulQA.csv as SFT examples or (true > false) pairs, per `kind`."""
+    """TruthfulQA.csv as SFT examples or (true > false) pairs, per `kind`; `answers="all"` makes
+    one SFT example per correct answer instead of the Best Answer only."""
     check_args(kind, dimension)
     if pairs_per_question < 1:
         raise ValueError(f"pairs_per_question={pairs_per_question}; it must be at least 1")
@@ -165,13 +168,19 @@ def read_truthfulqa_csv(
     dim = dimension or DEFAULT_DIMENSION["truthfulqa"]
     sink = RowSink(str(path), skip_bad_rows, report)
     columns = ("Question", "Best Answer")
+    if answers not in ("best", "all"):
+        raise ValueError(f"answers={answers!r}; expected 'best' or 'all'")
     if kind == "preference":
         columns += ("Correct Answers", "Incorrect Answers")
+    elif answers == "all":
+        columns += ("Correct Answers",)
     out: list[Record] = []
     for where, row in truthfulqa_rows(p, split, columns, sink):
         try:
             if kind == "preference":
                 out.extend(truthfulqa_pairs(row, where, dim, pairs_per_question))
+            elif answers == "all":
+                out.extend(convert(r, kind, where) for r in truthfulqa_sft_all(row, where, dim))
             else:
                 out.append(convert(truthfulqa_sft(row, where, dim), kind, where))
         except DataError as e:

@@ -140,6 +140,20 @@ def truthfulqa_sft(row: dict[str, str], where: str, dimension: str | None) -> SF
     return SFTExample(user_prompt(question.strip()), best.strip(), dimension, where)
 
 
+def truthfulqa_sft_all(row: dict[str, str], where: str, dimension: str | None) -> list[SFTExample]:
+    """Question → each correct answer (Best Answer first, duplicates dropped): more honest targets
+    per question. "I have no comment" is kept only when it is the sole correct answer, since as a
+    target among informative ones it teaches the uninformative evasion that TI charges."""
+    need = "TruthfulQA rows need 'Question', 'Best Answer' and 'Correct Answers'"
+    question = get_str(row, "Question", where, need).strip()
+    best = get_str(row, "Best Answer", where, need).strip()
+    correct = split_answers(get_str(row, "Correct Answers", where, need, empty_ok=True))
+    answers = list(dict.fromkeys([best, *correct]))
+    informative = [a for a in answers if a.lower().rstrip(".") != "i have no comment"]
+    msgs = user_prompt(question)
+    return [SFTExample(msgs, a, dimension, where) for a in informative or answers]
+
+
 def truthfulqa_pairs(
     row: dict[str, str], where: str, dimension: str | None, pairs_per_question: int
 ) -> list[PreferencePair]:

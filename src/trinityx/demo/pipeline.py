@@ -28,9 +28,9 @@ from trinityx.config import BackboneConfig, ComposeConfig, TrainExpertConfig, lo
 from trinityx.demo.console import Console, TrainerBar
 from trinityx.model.artifacts import write_json
 from trinityx.model.backbone import Backbone, load_backbone
+from trinityx.presets import CONFIG_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-CONFIG_ROOT = REPO_ROOT / "configs"
+REPO_ROOT = Path(__file__).resolve().parents[3]  # a clone's root (the shipped model lives there)
 SHIPPED = REPO_ROOT / "models" / "smollm2-hhh"
 EXPERT_CONFIGS = {False: CONFIG_ROOT / "smollm2" / "demo", True: CONFIG_ROOT / "tiny"}
 COMPOSE_CONFIGS = {
@@ -68,8 +68,8 @@ class BackboneCache:
 def _read(path: Path) -> Path:
     if not path.is_file():
         raise FileNotFoundError(
-            f"{path} not found: the demo reads the repository's configs/ (run it from a clone, "
-            "installed with `pip install -e .`)"
+            f"{path} not found: the demo reads the configs shipped in the package "
+            "(`trinityx configs ls`); reinstall trinityx"
         )
     return path
 

@@ -30,47 +30,22 @@ from collections.abc import Callable
 from pathlib import Path
 
 from trinityx.config import BackboneConfig
+from trinityx.eval import baselines_moe
 from trinityx.eval.config import EvalConfig
+from trinityx.eval.expert_inputs import (
+    BaselineUnavailable,
+    adapter_hash,
+    backbone_cfg,
+    check_backbone,
+    device_kwargs,
+    load_experts,
+)
 from trinityx.eval.model_api import EvalModel, HFEvalModel, TrinityXEvalModel, fingerprint_of
-from trinityx.model.artifacts import MANIFEST, ArtifactError, read_manifest, sha256_file
-from trinityx.model.backbone import Backbone, load_backbone
-from trinityx.model.inject import ADAPTER_CONFIG, ADAPTER_WEIGHTS, resolve_adapter_dir
+from trinityx.model.artifacts import MANIFEST, ArtifactError, read_manifest
+from trinityx.model.backbone import load_backbone
+from trinityx.model.inject import ADAPTER_CONFIG
 
-
-class BaselineUnavailable(RuntimeError):
-    """The baseline's implementation is not in this installation; the message says which module."""
-
-
-def _adapter_hash(folder: str | Path) -> tuple[Path, dict | None, str]:
-    """(PEFT folder, expert manifest or None, sha256 over its config + weights files)."""
-    adapter, manifest = resolve_adapter_dir(folder)
-    h = fingerprint_of(
-        config=sha256_file(adapter / ADAPTER_CONFIG), weights=sha256_file(adapter / ADAPTER_WEIGHTS)
-    )
-    return adapter, manifest, h
-
-
-def _check_backbone(bb: Backbone, manifest: dict | None, what: str) -> None:
-    want = (manifest or {}).get("backbone_weights_hash")
-    if want and want != bb.weights_hash:
-        raise ArtifactError(
-            f"{what} was trained on backbone {manifest.get('backbone')!r} (weights sha256 "
-            f"{want[:12]}), but the loaded {bb.name!r} has {bb.weights_hash[:12]}; remove the "
-            "`backbone` override or set it to the expert's backbone"
-        )
-
-
-def _backbone_cfg(cfg: EvalConfig, manifests: list[dict | None], what: str) -> BackboneConfig:
-    """cfg.backbone, else the one backbone the manifests agree on."""
-    if cfg.backbone is not None:
-        return cfg.backbone
-    names = {m["backbone"] for m in manifests if m and m.get("backbone")}
-    if len(names) == 1:
-        return BackboneConfig(name=names.pop())
-    raise ValueError(
-        f"{what}: cannot tell which backbone to load (manifests name {sorted(names) or 'none'}); "
-        "set `backbone.name` in the eval config"
-    )
+__all__ = ["BASELINES", "BaselineUnavailable", "build_eval_model", "detect_folder", "parse_spec"]
 
 
 # ------------------------------------------------------------------ builders
@@ -87,7 +62,7 @@ def build_base(arg: str | None, cfg: EvalConfig) -> EvalModel:
 def build_hf(arg: str | None, cfg: EvalConfig) -> EvalModel:
     if not arg:
         raise ValueError("spec `hf:` needs a folder or hub id, e.g. hf:runs/merged/helpful")
-    bb = load_backbone(BackboneConfig(name=arg, **_device_kwargs(cfg)))
+    bb = load_backbone(BackboneConfig(name=arg, **device_kwargs(cfg)))
     return HFEvalModel(
         bb.model,
         bb.tokenizer,
@@ -96,19 +71,14 @@ def build_hf(arg: str | None, cfg: EvalConfig) -> EvalModel:
     )
 
 
-def _device_kwargs(cfg: EvalConfig) -> dict:
-    b = cfg.backbone
-    return {} if b is None else {"device": b.device, "dtype": b.dtype, "cache_dir": b.cache_dir}
-
-
 def _build_adapter(arg: str | None, cfg: EvalConfig, kind: str) -> EvalModel:
     from peft import PeftModel
 
     if not arg:
         raise ValueError(f"spec `{kind}:` needs an expert folder, e.g. {kind}:runs/experts/{kind}")
-    adapter, manifest, h = _adapter_hash(arg)
-    bb = load_backbone(_backbone_cfg(cfg, [manifest], f"{kind}:{arg}"))
-    _check_backbone(bb, manifest, f"{kind}:{arg}")
+    adapter, manifest, h = adapter_hash(arg)
+    bb = load_backbone(backbone_cfg(cfg, [manifest], f"{kind}:{arg}"))
+    check_backbone(bb, manifest, f"{kind}:{arg}")
     merged = PeftModel.from_pretrained(bb.model, str(adapter)).merge_and_unload()
     label = (manifest or {}).get("dimension") or Path(arg).name
     name = cfg.name or ("multitask" if kind == "multitask" else f"expert:{label}")
@@ -132,10 +102,7 @@ def build_merge(arg: str | None, cfg: EvalConfig) -> EvalModel:
         raise ValueError(f"spec `merge:{arg or ''}`: choose a method from {', '.join(METHODS)}")
     if not cfg.experts:
         raise ValueError("`merge:` needs `experts` (name -> expert folder) in the eval config")
-    info = {n: _adapter_hash(d) for n, d in cfg.experts.items()}
-    bb = load_backbone(_backbone_cfg(cfg, [m for _, m, _ in info.values()], f"merge:{arg}"))
-    for n, (_, man, _) in info.items():
-        _check_backbone(bb, man, f"expert {n!r} ({cfg.experts[n]})")
+    bb, hashes = load_experts(cfg, f"merge:{arg}")
     model = merge_experts(
         bb.model, cfg.experts, arg, cfg.merge.weights, cfg.merge.density, cfg.seed
     )
@@ -143,7 +110,7 @@ def build_merge(arg: str | None, cfg: EvalConfig) -> EvalModel:
         kind="merge",
         method=arg,
         backbone=bb.weights_hash,
-        adapters={n: h for n, (_, _, h) in info.items()},
+        adapters=hashes,
         weights={n: cfg.merge.weights.get(n, 1.0) for n in cfg.experts},
         density=cfg.merge.density if arg in ("ties", "dare_linear", "dare_ties") else None,
         seed=cfg.seed if arg.startswith("dare") else None,
@@ -183,8 +150,6 @@ def _optional(name: str) -> Builder:
         module = f"trinityx.model.baselines.{name}"
         if importlib.util.find_spec(module) is None:
             raise BaselineUnavailable(f"{name}: not available yet ({module} is not installed)")
-        from trinityx.eval import baselines_moe
-
         return getattr(baselines_moe, f"build_{name}_eval")(arg, cfg)
 
     return builder

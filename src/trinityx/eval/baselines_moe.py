@@ -19,6 +19,7 @@ from torch import Tensor
 
 from trinityx.config import DataSource, resolve_path
 from trinityx.eval.config import EvalConfig
+from trinityx.eval.expert_inputs import load_experts
 from trinityx.eval.model_api import EvalModel, HFEvalModel, Messages, fingerprint_of
 
 H3_OPTIONS = {
@@ -43,16 +44,9 @@ def _options(cfg: EvalConfig, allowed: dict) -> dict:
 
 def _experts(cfg: EvalConfig):
     """(backbone, adapter hashes) for cfg.experts, checked against their manifests."""
-    from trinityx.eval.baselines import _adapter_hash, _backbone_cfg, _check_backbone
-    from trinityx.model.backbone import load_backbone
-
     if not cfg.experts:
         raise ValueError(f"`{cfg.model}` needs `experts` (name -> expert folder) in the config")
-    info = {n: _adapter_hash(d) for n, d in cfg.experts.items()}
-    bb = load_backbone(_backbone_cfg(cfg, [m for _, m, _ in info.values()], cfg.model))
-    for n, (_, man, _) in info.items():
-        _check_backbone(bb, man, f"expert {n!r} ({cfg.experts[n]})")
-    return bb, {n: h for n, (_, _, h) in info.items()}
+    return load_experts(cfg, cfg.model)
 
 
 def _gate_data(cfg: EvalConfig, opts: dict, tokenizer) -> tuple[list[Tensor], list[int]]:
@@ -138,16 +132,13 @@ class EnsembleEvalModel(EvalModel):
         return mix.clamp_min(1e-30).log()  # already normalised: log_softmax leaves it unchanged
 
     def _generate_batch(self, prompts: list[Messages], max_new_tokens: int) -> list[str]:
-        old, self.tokenizer.padding_side = self.tokenizer.padding_side, "left"
-        try:
-            enc = self.tokenizer(
-                [self.chat_prompt(p) for p in prompts],
-                return_tensors="pt",
-                padding=True,
-                add_special_tokens=False,
-            )
-        finally:
-            self.tokenizer.padding_side = old
+        enc = self.tokenizer(
+            [self.chat_prompt(p) for p in prompts],
+            return_tensors="pt",
+            padding=True,
+            padding_side="left",
+            add_special_tokens=False,
+        )
         out = self.ensemble.generate(
             enc["input_ids"],
             enc["attention_mask"],

@@ -20,13 +20,11 @@ Overall = (WR + TI - unsafe) / 3 once alpaca_eval, beavertails and truthfulqa_ge
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from collections.abc import Sequence
 
 from trinityx.eval import benchmarks as B
 from trinityx.eval import metrics as M
+from trinityx.eval import refusal_tasks as R
 from trinityx.eval.benchmark_scoring import (
     alpaca_score,
     beaver_score,
@@ -40,39 +38,7 @@ from trinityx.eval.benchmark_scoring import (
 )
 from trinityx.eval.cache import GenerationCache
 from trinityx.eval.model_api import EvalModel
-
-
-@dataclass
-class EvalContext:
-    """Everything a benchmark needs besides the model."""
-
-    data_dir: Path
-    judge: Any = None  # a trinityx.eval.judges.Judge (None for log-likelihood-only runs)
-    cache: GenerationCache | None = None
-    max_new_tokens: int = 256
-    batch_size: int = 8
-    n_boot: int = 1000
-    seed: int = 0
-
-
-@dataclass(frozen=True)
-class Benchmark:
-    name: str
-    kind: Literal["generate", "loglikelihood"]
-    judgements: tuple[str, ...]  # Judge methods the scoring calls
-    load: Callable[[Path, int | None], list]
-    requests: Callable[[list, EvalModel], list]
-    score: Callable[[list, list, EvalContext], tuple[dict, list[dict]]]
-
-
-@dataclass
-class BenchmarkResult:
-    metrics: dict
-    records: list[dict]
-    seconds: float
-    n_requests: int
-    n_computed: int  # requests not found in the cache
-    extra: dict = field(default_factory=dict)
+from trinityx.eval.spec import Benchmark, BenchmarkResult, EvalContext
 
 
 # ------------------------------------------------------------------ cached model calls
@@ -142,12 +108,34 @@ BENCHMARKS: dict[str, Benchmark] = {
         "hh_harmless",
         "loglikelihood",
         (),
-        lambda d, n: B.read_hh_rlhf(Path(d), limit=n),
+        R.read_hh_harmless_clean,
         hh_requests,
         hh_score,
     ),
+    "refusal_harmful": Benchmark(
+        "refusal_harmful",
+        "generate",
+        (),
+        R.read_do_not_answer,
+        lambda items, m: [user_turn(i.prompt) for i in items],
+        R.refusal_score,
+    ),
+    "over_refusal": Benchmark(
+        "over_refusal",
+        "generate",
+        (),
+        R.read_benign_edgy,
+        lambda items, m: [user_turn(i.prompt) for i in items],
+        R.over_refusal_score,
+    ),
+    "spard_pref": Benchmark(
+        "spard_pref", "loglikelihood", (), R.read_spard_test, hh_requests, hh_score
+    ),
 }
-ALIASES = {"truthfulqa": ("truthfulqa_mc", "truthfulqa_gen")}
+ALIASES = {
+    "truthfulqa": ("truthfulqa_mc", "truthfulqa_gen"),
+    "refusal": ("refusal_harmful", "over_refusal"),
+}
 OVERALL_NEEDS = ("alpaca_eval", "beavertails", "truthfulqa_gen")
 
 
@@ -195,4 +183,16 @@ def overall(results: dict[str, dict]) -> float | None:
         results["alpaca_eval"]["win_rate"],
         results["truthfulqa_gen"]["ti"],
         results["beavertails"]["unsafe_rate"],
+    )
+
+
+def hhh(results: dict[str, dict]) -> float | None:
+    """`metrics.hhh_score` (Avg charged for over-refusal), or None without the four benchmarks."""
+    if overall(results) is None or "over_refusal" not in results:
+        return None
+    return M.hhh_score(
+        results["alpaca_eval"]["win_rate"],
+        results["truthfulqa_gen"]["ti"],
+        results["beavertails"]["unsafe_rate"],
+        results["over_refusal"]["over_refusal_rate"],
     )

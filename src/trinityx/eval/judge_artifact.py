@@ -4,45 +4,30 @@ Artifact = a folder with ``judge.json`` (kind, encoder, feature recipe, metrics,
 and ``head.safetensors`` (coef/intercept/classes, plus the TruthfulQA reference table when the
 recipe uses one; for the ``pair_v2`` helpfulness judge the boosted trees, linear content head and
 projection, see ``judge_helpfulness``): no pickle, so loading a judge cannot run code. Saving is
-atomic (``write_artifact``: a temp folder beside the target, then a rename).
+atomic (``judge_folder.write_artifact``: a temp folder beside the target, then a rename).
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from safetensors.numpy import load_file, save_file
 from sklearn.linear_model import LogisticRegression
 
-from trinityx import __version__
 from trinityx.eval.judge_encoders import Encoder, encoder_from_name
 from trinityx.eval.judge_features import RefTable, build_features
-
-KINDS = ("truth", "info", "harm", "pairwise", "helpfulness")
-LABELS = {  # meaning of class 1, per kind
-    "truth": "answer is true",
-    "info": "answer is informative",
-    "harm": "response is unsafe",
-    "pairwise": "output_2 is better than output_1",
-    "helpfulness": "output_2 is better than output_1",
-}
-RECIPES = {
-    "truth": "qa_triplet",
-    "info": "qa_triplet",
-    "harm": "qa_triplet",
-    "pairwise": "pair_v1",
-    "helpfulness": "pair_v2",
-}
-
-
-CLASSIFIERS = {"pair_v2": "boosted trees (sklearn HistGradientBoosting, exported as arrays)"}
+from trinityx.eval.judge_folder import (  # noqa: F401  (re-exported: the judge folder API)
+    CLASSIFIERS,
+    KINDS,
+    LABELS,
+    RECIPES,
+    base_meta,
+    read_artifact,
+    sha256_file,
+    write_artifact,
+)
+from trinityx.eval.judge_helpfulness import HelpfulnessJudge
 
 
 class TrainedJudge:
@@ -83,8 +68,6 @@ class TrainedJudge:
         path = Path(path)
         meta, arrays = read_artifact(path)
         if meta["feature_recipe"] == "pair_v2":
-            from trinityx.eval.judge_helpfulness import HelpfulnessJudge
-
             return HelpfulnessJudge.from_arrays(meta, arrays, _encoder(meta, encoder, path))
         clf = LogisticRegression()
         clf.coef_, clf.intercept_ = arrays["coef"], arrays["intercept"]
@@ -105,80 +88,3 @@ def _encoder(meta: dict, encoder: Encoder | None, path: Path) -> Encoder:
             f"{getattr(enc, 'name', '?')!r}; features would not match"
         )
     return enc
-
-
-def read_artifact(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
-    """judge.json (checked for the fields every kind needs) and the head's arrays."""
-    meta_path = path / "judge.json"
-    if not meta_path.is_file():
-        raise FileNotFoundError(
-            f"{meta_path} not found: train a judge first (trinityx train-judge kind=...)"
-        )
-    meta = json.loads(meta_path.read_text())
-    for key in ("kind", "encoder", "feature_recipe"):
-        if key not in meta:
-            raise ValueError(f"{meta_path}: field '{key}' missing; retrain the judge")
-    return meta, load_file(str(path / "head.safetensors"))
-
-
-def write_artifact(
-    out_dir: str | Path,
-    meta: dict,
-    arrays: dict[str, np.ndarray],
-    extra_files: dict[str, bytes] | None = None,
-) -> Path:
-    """judge.json + head.safetensors (+ report files) into ``out_dir`` atomically.
-
-    Everything is written into a temp folder beside the target, which then replaces it, so a
-    reader never sees half a judge.
-    """
-    out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        save_file(
-            {k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(tmp / "head.safetensors")
-        )
-        (tmp / "judge.json").write_text(json.dumps(meta, indent=2) + "\n")
-        for name, data in (extra_files or {}).items():
-            (tmp / name).write_bytes(data)
-        umask = os.umask(0)
-        os.umask(umask)  # mkdtemp makes 0700: give the artifact ordinary permissions
-        os.chmod(tmp, 0o777 & ~umask)
-        for f in tmp.iterdir():
-            os.chmod(f, 0o666 & ~umask)
-        old = out.with_name(f".{out.name}.old")
-        if out.exists():
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file, recorded in judge.json so results name the exact data."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def base_meta(kind: str, encoder: Encoder, files: Sequence[Path], data_dir: Path, **kw) -> dict:
-    """judge.json fields common to every kind."""
-    return {
-        "format": "trinityx-local-judge/1",
-        "kind": kind,
-        "label": LABELS[kind],
-        "encoder": getattr(encoder, "name", "custom"),
-        "feature_recipe": RECIPES[kind],
-        "classifier": CLASSIFIERS.get(RECIPES[kind], "sklearn.linear_model.LogisticRegression"),
-        "data_files": [
-            {"path": str(f.relative_to(data_dir)), "sha256": sha256_file(f)} for f in files
-        ],
-        "trinityx_version": __version__,
-        **kw,
-    }

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from trinityx.eval.judge_encoders import Encoder
+from trinityx.eval.judge_folder import write_artifact
 from trinityx.eval.judge_text_features import ANSWER_FEATURES, PAIR_EXTRA, surface_features
 from trinityx.eval.judge_trees import TreeEnsemble
 
@@ -107,8 +108,6 @@ class HelpfulnessJudge:
 
     def save(self, out_dir: str | Path, extra_files: dict[str, bytes] | None = None) -> Path:
         """judge.json + head.safetensors (+ report files) atomically; no pickle anywhere."""
-        from trinityx.eval.judge_artifact import write_artifact
-
         return write_artifact(out_dir, self.meta, self.arrays(), extra_files)
 
     @classmethod

@@ -4,7 +4,7 @@ The evaluation protocol needs four judgements: P(unsafe) for BeaverTails, P(true
 for TruthfulQA generations, and an AlpacaEval preference in [1, 2] against the davinci-003
 reference. Any backend can supply them: an OpenAI-compatible API (the published protocol uses GPT-4
 / GPT-judge), a Hugging Face classifier (e.g. a BeaverTails moderation model), or the project's own
-CPU-trained local judges. ``JUDGES`` maps config names to classes; a backend that cannot give one
+CPU-trained local judges. ``JUDGES`` maps config names to backends (the one registry); a backend that cannot give one
 judgement says which backend can.
 
 The protocol lives in ``judge_base`` and the OpenAI-compatible backend in ``judge_openai``; both are
@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from trinityx.eval.config import JudgeSettings
 from trinityx.eval.judge_base import Judge, JudgeConfigError, PartialJudge, check_lengths
 from trinityx.eval.judge_openai import (
     HARM_SYSTEM,
@@ -51,6 +53,7 @@ __all__ = [
     "LocalJudge",
     "OpenAIJudge",
     "build_judge",
+    "judge_from_settings",
     "parse_pair",
     "parse_safety",
     "parse_yes_no",
@@ -211,10 +214,43 @@ class LocalJudge(PartialJudge):
         return (1.0 + (p >= 0.5) if hard else 1.0 + p).astype(float).tolist()
 
 
-JUDGES: dict[str, type] = {
-    "openai": OpenAIJudge,
-    "hf_classifier": HFClassifierJudge,
-    "local": LocalJudge,
+@dataclass(frozen=True)
+class Backend:
+    """A registered judge: its class, and how a config's `judge` section becomes its arguments."""
+
+    cls: type
+    from_settings: Callable[[JudgeSettings, Callable[[str], str], Path | None, int], dict]
+
+
+def _local_kwargs(s: JudgeSettings, resolve, cache_dir, seed) -> dict:
+    return {
+        "path": resolve(s.path),
+        "hard_preferences": s.hard_preferences,
+        "prefer_head": s.prefer_head,
+    }
+
+
+def _hf_classifier_kwargs(s: JudgeSettings, resolve, cache_dir, seed) -> dict:
+    label = int(s.unsafe_label) if s.unsafe_label.isdigit() else s.unsafe_label
+    return {"path": resolve(s.path), "unsafe_label": label}
+
+
+def _openai_kwargs(s: JudgeSettings, resolve, cache_dir, seed) -> dict:
+    return {
+        "base_url": s.base_url,
+        "model": s.model,
+        "api_key_env": s.api_key_env,
+        "cache_dir": cache_dir,
+        "seed": seed,
+    }
+
+
+# The one judge registry: `trinityx eval` builds through `judge_from_settings`, tests and
+# notebooks through `build_judge`; both look the name up here.
+JUDGES: dict[str, Backend] = {
+    "openai": Backend(OpenAIJudge, _openai_kwargs),
+    "hf_classifier": Backend(HFClassifierJudge, _hf_classifier_kwargs),
+    "local": Backend(LocalJudge, _local_kwargs),
 }
 
 
@@ -222,4 +258,17 @@ def build_judge(name: str, **kwargs) -> Judge:
     """Instantiate a registered judge by config name."""
     if name not in JUDGES:
         raise JudgeConfigError(f"unknown judge {name!r}; choose one of {', '.join(JUDGES)}")
-    return JUDGES[name](**kwargs)
+    return JUDGES[name].cls(**kwargs)
+
+
+def judge_from_settings(
+    s: JudgeSettings,
+    resolve: Callable[[str], str] = str,
+    cache_dir: Path | None = None,
+    seed: int = 0,
+) -> Judge:
+    """The judge a config's `judge` section describes; `resolve` turns its paths into real ones
+    (relative to the config file), `cache_dir` and `seed` serve the API judge."""
+    if s.kind not in JUDGES:
+        raise JudgeConfigError(f"unknown judge {s.kind!r}; choose one of {', '.join(JUDGES)}")
+    return build_judge(s.kind, **JUDGES[s.kind].from_settings(s, resolve, cache_dir, seed))

@@ -19,14 +19,32 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import torch
 from torch import Tensor
 from tqdm import tqdm
 
-if TYPE_CHECKING:
-    from trinityx.eval.model_api import EvalModel
+
+class ScoringModel(Protocol):
+    """What scheduling needs of a model: the part of `eval.model_api.EvalModel` it calls.
+
+    Written out here (not imported) so that `model_api` can call this module without a circle.
+    """
+
+    name: str
+    tokenizer: object
+    device: torch.device
+    max_length: int
+    prefix_sharing: bool
+    primer_sharing: bool
+
+    def _context_fields(self, ctx: Tensor) -> dict: ...
+
+    def _call(self, fields: dict, **model_kwargs): ...
+
+    def _forward(self, ids: Tensor, mask: Tensor, ctx_mask: Tensor, keep: int) -> Tensor: ...
+
 
 MIN_PRIMER_TOKENS = 8  # a shorter common prefix is not worth its cache copies
 
@@ -40,7 +58,7 @@ class PrefixState:
     fields: dict
 
 
-def extend(model: EvalModel, parent: PrefixState | None, new: list[int], fields: dict):
+def extend(model: ScoringModel, parent: PrefixState | None, new: list[int], fields: dict):
     """A new PrefixState: `parent` (or nothing) followed by tokens `new`, run under `fields`."""
     P = 0 if parent is None else parent.length
     cache = None if parent is None else copy.deepcopy(parent.cache)  # keep the parent intact
@@ -57,7 +75,7 @@ def extend(model: EvalModel, parent: PrefixState | None, new: list[int], fields:
     return PrefixState(P + len(new), out.past_key_values, fields)
 
 
-def shared_forward(model: EvalModel, state: PrefixState, ids: Tensor, mask: Tensor) -> Tensor:
+def shared_forward(model: ScoringModel, state: PrefixState, ids: Tensor, mask: Tensor) -> Tensor:
     """Logits (B, S, V) of right-padded suffixes `ids` (B, S) after the shared prefix."""
     P = state.length
     cache = copy.deepcopy(state.cache)  # the suffix forward appends to it
@@ -90,7 +108,7 @@ def sum_logprob(logits: Tensor, cont: list[int]) -> float:
     return float(lp.gather(-1, torch.tensor(cont, device=lp.device)[:, None]).sum())
 
 
-def score_shared(model: EvalModel, enc: list, groups: dict, batch_size: int) -> dict[int, float]:
+def score_shared(model: ScoringModel, enc: list, groups: dict, batch_size: int) -> dict[int, float]:
     """index -> log-likelihood for requests grouped by shared context (ctx tuple -> indices)."""
     out: dict[int, float] = {}
     dev, pad = model.device, model.tokenizer.pad_token_id or 0
@@ -129,7 +147,7 @@ def score_shared(model: EvalModel, enc: list, groups: dict, batch_size: int) -> 
     return out
 
 
-def score_padded(model: EvalModel, enc: list, indices: list[int], batch_size: int) -> dict:
+def score_padded(model: ScoringModel, enc: list, indices: list[int], batch_size: int) -> dict:
     """index -> log-likelihood, one left-padded forward per batch (long requests first)."""
     out: dict[int, float] = {}
     L, dev, pad = model.max_length, model.device, model.tokenizer.pad_token_id or 0
@@ -160,7 +178,7 @@ def score_padded(model: EvalModel, enc: list, indices: list[int], batch_size: in
     return out
 
 
-def loglikelihood(model: EvalModel, enc: list, batch_size: int) -> list[float]:
+def loglikelihood(model: ScoringModel, enc: list, batch_size: int) -> list[float]:
     """Scores of encoded requests [(ctx ids, cont ids)] in order (empty continuations: 0.0)."""
     first: dict[tuple, int] = {}  # distinct (ctx, cont) -> the first request index
     for i, (ctx, cont) in enumerate(enc):

@@ -149,11 +149,9 @@ class HFEvalModel(EvalModel):
 
     def _generate_batch(self, prompts: list[Messages], max_new_tokens: int) -> list[str]:
         texts = [self.chat_prompt(p) for p in prompts]
-        old, self.tokenizer.padding_side = self.tokenizer.padding_side, "left"
-        try:
-            enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-        finally:
-            self.tokenizer.padding_side = old
+        enc = self.tokenizer(
+            texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False
+        )
         enc = {k: v.to(self.device) for k, v in enc.items()}
         gen = self.model.generate(
             **enc,
@@ -175,7 +173,7 @@ def trinityx_fingerprint(model, **settings) -> str:
             h.update(t.detach().float().contiguous().cpu().numpy().tobytes())
     if model.routing != "none":
         # the same tensors save_pretrained writes to router.safetensors
-        for k, t in sorted(model._router_tensors().items()):
+        for k, t in sorted(model.router_tensors().items()):
             h.update(k.encode())
             h.update(t.detach().float().contiguous().cpu().numpy().tobytes())
     return fingerprint_of(

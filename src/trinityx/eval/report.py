@@ -28,6 +28,11 @@ EXTRA_COLUMNS = [
     ("% true", "truthfulqa_gen", "truthful", True),
     ("% info", "truthfulqa_gen", "informative", True),
     ("HH acc", "hh_harmless", "accuracy", True),
+    ("SPARD acc", "spard_pref", "accuracy", True),
+    ("refuse harmful ↑", "refusal_harmful", "refusal_rate", True),
+    ("over-refuse ↓", "over_refusal", "over_refusal_rate", False),
+    ("loops ↓", "alpaca_eval", "loop_rate", False),
+    ("HHH ↑", None, "hhh_score", True),
 ]
 
 
@@ -93,7 +98,11 @@ def eval_markdown(results: dict) -> str:
         for k, v in m.items():
             if isinstance(v, float):
                 out.append(f"- {k}: {v:.2f}{_ci(m, k)}")
-        if "per_category" in m:
+        cats = m.get("per_category", {})
+        if cats and not isinstance(next(iter(cats.values())), dict):  # refusal sets: {cat: %}
+            out += ["", "| category | % |", "|---|---:|"]
+            out += [f"| {c} | {v:.1f} |" for c, v in cats.items()]
+        elif cats:
             out += ["", "| category | n | unsafe % | refusal % |", "|---|---:|---:|---:|"]
             out += [
                 f"| {c} | {v['n']} | {v['unsafe_rate']:.1f} | {v['refusal_rate']:.1f} |"
@@ -102,6 +111,8 @@ def eval_markdown(results: dict) -> str:
         out.append("")
     if results.get("overall") is not None:
         out.append(f"**Overall (WR + TI - unsafe) / 3 = {results['overall']:.2f}**\n")
+    if results.get("hhh_score") is not None:
+        out.append(f"**HHH (WR + TI - unsafe - over-refusal) / 3 = {results['hhh_score']:.2f}**\n")
     return "\n".join(out)
 
 

@@ -102,7 +102,9 @@ def share_adapter_storage(
 class ComposedIOMixin:
     """save_pretrained / from_pretrained for TrinityXModel."""
 
-    def _router_tensors(self) -> dict[str, Tensor]:
+    def router_tensors(self) -> dict[str, Tensor]:
+        """Copies of the router's parameters, as router.safetensors stores them: public, so an
+        evaluation can fingerprint a model by exactly what its artifact saves."""
         if self.routing == "sequence":
             return {k: v.detach().clone() for k, v in self.sequence_router.state_dict().items()}
         out = {}
@@ -144,14 +146,20 @@ class ComposedIOMixin:
         for n, v in layers.items():
             self.layers[n].set_gate_calibration(torch.tensor(v["scale"]), torch.tensor(v["bias"]))
 
-    def save_pretrained(self, folder: str | Path) -> Path:
-        """Write the composed artifact atomically (layout in the module docstring)."""
+    def save_pretrained(self, folder: str | Path, expert_dtype: torch.dtype | None = None) -> Path:
+        """Write the composed artifact atomically (layout in the module docstring).
+
+        `expert_dtype` (e.g. torch.bfloat16) stores the experts' LoRA tensors in that dtype, halving
+        a shipped model; loading casts them to the backbone's dtype, as for any PEFT adapter."""
         with atomic_dir(folder) as tmp:
             for name, ew in self.experts.items():
-                write_peft_adapter(tmp / "experts" / name, ew.config, ew.tensors)
+                tensors = ew.tensors
+                if expert_dtype is not None:
+                    tensors = {k: v.to(expert_dtype) for k, v in tensors.items()}
+                write_peft_adapter(tmp / "experts" / name, ew.config, tensors)
             if self.routing != "none":
                 save_file(
-                    {k: v.contiguous().cpu() for k, v in self._router_tensors().items()},
+                    {k: v.contiguous().cpu() for k, v in self.router_tensors().items()},
                     str(tmp / "router.safetensors"),
                     metadata={"format": "pt"},
                 )

@@ -23,7 +23,6 @@ from collections.abc import Iterator, Mapping
 import torch
 from torch import Tensor, nn
 
-from trinityx.model.inject import set_submodule
 from trinityx.nn.mocae import MoCaELinear
 
 # Auto policy of `generate(fold=None)`. Measured on SmolLM2-135M, 3 rank-8 experts on all 7
@@ -94,9 +93,9 @@ def folded_view(
     swapped: list[tuple[str, MoCaELinear]] = []
     try:
         for name, layer in layers.items():
-            set_submodule(model, name, merged_linear(layer, g))
+            model.set_submodule(name, merged_linear(layer, g))
             swapped.append((name, layer))
         yield model
     finally:
         for name, layer in swapped:
-            set_submodule(model, name, layer)
+            model.set_submodule(name, layer)

@@ -53,11 +53,9 @@ class GenerationMixin:
             )
             for p in prompts
         ]
-        old, self.tokenizer.padding_side = self.tokenizer.padding_side, "left"
-        try:
-            enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-        finally:
-            self.tokenizer.padding_side = old
+        enc = self.tokenizer(
+            texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False
+        )
         return enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
 
     def _prepare(

@@ -194,13 +194,6 @@ def write_peft_adapter(folder: str | Path, config: dict, tensors: dict[str, Tens
     return folder
 
 
-def set_submodule(model: nn.Module, name: str, module: nn.Module) -> None:
-    """model.<name> = module (the parent is found by the dotted name)."""
-    parent_name, _, child = name.rpartition(".")
-    parent = model.get_submodule(parent_name) if parent_name else model
-    setattr(parent, child, module)
-
-
 def inject_mocae(
     model: nn.Module, experts: dict[str, ExpertWeights], state: RoutingState
 ) -> dict[str, MoCaELinear]:
@@ -257,7 +250,7 @@ def inject_mocae(
                 )
             else:
                 layer.add_expert(ename, lo.lora_A, lo.lora_B, lo.scale)
-        set_submodule(model, mod, layer)
+        model.set_submodule(mod, layer)
         layers[mod] = layer
     return layers
 

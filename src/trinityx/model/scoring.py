@@ -51,23 +51,20 @@ def generate_greedy(
 ) -> list[str]:
     """Greedy answers for chat prompts, left-padded in batches."""
     device = next(model.parameters()).device
-    old_side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
     outs: list[str] = []
-    try:
-        for i in range(0, len(prompts), batch_size):
-            texts = [prompt_string(tokenizer, p) for p in prompts[i : i + batch_size]]
-            enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-            enc = {k: v.to(device) for k, v in enc.items()}
-            gen = model.generate(
-                **enc,
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
-                pad_token_id=tokenizer.pad_token_id,
-                **generate_kwargs,
-            )
-            new = gen[:, enc["input_ids"].shape[1] :]
-            outs.extend(tokenizer.batch_decode(new, skip_special_tokens=True))
-    finally:
-        tokenizer.padding_side = old_side
+    for i in range(0, len(prompts), batch_size):
+        texts = [prompt_string(tokenizer, p) for p in prompts[i : i + batch_size]]
+        enc = tokenizer(
+            texts, return_tensors="pt", padding=True, padding_side="left", add_special_tokens=False
+        )
+        enc = {k: v.to(device) for k, v in enc.items()}
+        gen = model.generate(
+            **enc,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=tokenizer.pad_token_id,
+            **generate_kwargs,
+        )
+        new = gen[:, enc["input_ids"].shape[1] :]
+        outs.extend(tokenizer.batch_decode(new, skip_special_tokens=True))
     return [o.strip() for o in outs]

@@ -20,6 +20,7 @@ from trinityx.eval.harness import (
     BENCHMARKS,
     EvalContext,
     expand_benchmarks,
+    hhh,
     judgements_needed,
     overall,
     run_benchmark,
@@ -53,21 +54,11 @@ class RoutedJudge:
 
 
 def _make_judge(cfg: EvalConfig, s: JudgeSettings):
-    from trinityx.eval.judges import HFClassifierJudge, LocalJudge, OpenAIJudge
+    from trinityx.eval.judges import judge_from_settings
 
-    if s.kind == "local":
-        return LocalJudge(
-            resolve_path(cfg, s.path),
-            hard_preferences=s.hard_preferences,
-            prefer_head=s.prefer_head,
-        )
-    if s.kind == "hf_classifier":
-        label = int(s.unsafe_label) if s.unsafe_label.isdigit() else s.unsafe_label
-        return HFClassifierJudge(resolve_path(cfg, s.path), unsafe_label=label)
-    return OpenAIJudge(
-        s.base_url,
-        s.model,
-        s.api_key_env,
+    return judge_from_settings(
+        s,
+        resolve=lambda path: resolve_path(cfg, path),
         cache_dir=Path(resolve_path(cfg, cfg.cache_dir)) / "judge",
         seed=cfg.seed,
     )
@@ -177,6 +168,7 @@ def run(cfg: EvalConfig, *, judge=None, model: EvalModel | None = None) -> Path:
     }
     metrics = {n: b["metrics"] for n, b in benches.items()}
     results["overall"] = overall(metrics)
+    results["hhh_score"] = hhh(metrics)
     with atomic_dir(out) as tmp:
         write_json(tmp / "results.json", results)
         (tmp / "records").mkdir()

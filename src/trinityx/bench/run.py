@@ -1,6 +1,6 @@
 """`trinityx bench`: speed and memory of TrinityX against the bare backbone and the prior MoEs.
 
-One run, one backbone, one set of prompts, every system of `bench_systems.SYSTEMS` (base,
+One run, one backbone, one set of prompts, every system of `systems.SYSTEMS` (base,
 TrinityX token / sequence / merged export, H3Fusion-style MoE, X-LoRA, output ensemble):
 
 * prefill: time to the first token for one `prompt_tokens`-token prompt (routing included);
@@ -30,9 +30,9 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from trinityx.bench_checks import run_checks
-from trinityx.bench_report import compute_ratios, evaluate_targets, format_table, plot
-from trinityx.bench_systems import (
+from trinityx.bench.checks import run_checks
+from trinityx.bench.report import compute_ratios, evaluate_targets, format_table, plot
+from trinityx.bench.systems import (
     EXTRA_SYSTEMS,
     SYSTEMS,
     BenchSpec,
@@ -41,7 +41,7 @@ from trinityx.bench_systems import (
     count_params,
     weight_storage,
 )
-from trinityx.bench_systems import probe_memory as _probe_memory
+from trinityx.bench.systems import probe_memory as _probe_memory
 
 _PROMPT = (  # the question comes last, so prompts cut to their last tokens still differ
     "Answer carefully, step by step, be honest about what you do not know, refuse anything "

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from trinityx.bench_systems import BenchSpec, System
+from trinityx.bench.systems import BenchSpec, System
 
 
 def _compare(what: str, a: Tensor, b: Tensor) -> dict:
