@@ -21,6 +21,7 @@ from typing import Any
 from trinityx import config as C
 from trinityx import presets
 from trinityx.eval import config as EC
+from trinityx.eval.explore.config import ExploreConfig
 
 
 @cache
@@ -75,6 +76,36 @@ def _stage(cls: type, module: str) -> Callable[[argparse.Namespace], Any]:
         return out
 
     return handler
+
+
+def _stage_with_model(cls: type, module: str) -> Callable[[argparse.Namespace], Any]:
+    """Like `_stage`, but a first bare argument is the model: `trinityx explore MODEL k=v`."""
+    inner = _stage(cls, module)
+
+    def handler(args: argparse.Namespace) -> Any:
+        if args.overrides and "=" not in args.overrides[0]:
+            args.overrides = [f"model={args.overrides[0]}", *args.overrides[1:]]
+        return inner(args)
+
+    return handler
+
+
+def _presets(args: argparse.Namespace) -> Any:
+    from trinityx.model.presets import load_presets
+
+    found = load_presets(args.model)
+    if not found:
+        print(f"{args.model}: no presets (trinityx explore {args.model} saves 'just-right')")
+    for name, p in found.items():
+        w = "router alone" if p.weights is None else ", ".join(
+            f"{k} {v:g}" for k, v in p.weights.items())
+        dial = "" if p.refusal_tau is None else f", refusal dial tau {p.refusal_tau:g}"
+        print(f"{name}: {w} ({p.mode}{dial}){' - ' + p.description if p.description else ''}")
+    return found
+
+
+def _presets_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model", metavar="MODEL", help="composed artifact folder")
 
 
 def _demo(args: argparse.Namespace) -> Any:
@@ -194,7 +225,8 @@ PLAIN: dict[str, tuple[Callable, Callable, str]] = {
     "configs": (_configs_args, _configs, "list the configs shipped with the package, or copy one"
                 " out to edit (like torchtune's `tune ls` / `tune cp`)"),
     "serve": (_serve_args, _serve, "serve a composed model (or a baseline) over an OpenAI-compatible"
-              " HTTP API with dynamic batching of per-request HHH weights"),
+              " HTTP API with dynamic batching of per-request HHH weights, and the playground at /"),
+    "presets": (_presets_args, _presets, "list the named HHH presets saved in a composed artifact"),
 }
 
 # command -> (config class, handler factory, help)
@@ -211,6 +243,9 @@ COMMANDS: dict[str, tuple[type, Callable, str]] = {
                     "train a local judge (truth, info, harm, pairwise, helpfulness) on CPU"),
     "calibrate": (C.CalibrateConfig, lambda: _stage(C.CalibrateConfig, "calibrate"),
                   "refit a composed model's router calibration on new held-out prompts"),
+    "explore": (ExploreConfig, lambda: _stage_with_model(ExploreConfig, "explore"),
+                "map the HHH trade-off (weights grid, router, refusal dial) of a composed model "
+                "and save the best point as a preset: trinityx explore MODEL [key=value ...]"),
 }
 
 

@@ -203,14 +203,17 @@ class TrinityXEvalModel(EvalModel):
         weight_mode: str = "multiply",
         name: str | None = None,
         fingerprint: str | None = None,
+        refusal_tau: float | None = None,
     ) -> None:
         self.model, self.tokenizer = model, model.tokenizer
         self.config = model.model.config
         self.hhh_weights, self.weight_mode = hhh_weights, weight_mode
         self.prefs = model.resolve_weights(hhh_weights, mode=weight_mode)  # validates early
+        self.refusal_tau = refusal_tau  # model/presets.py: the refusal dial (None: off)
         self.name = name or f"trinityx-{model.routing}"
+        dial = {} if refusal_tau is None else {"refusal_tau": refusal_tau}  # old keys unchanged
         self.fingerprint = fingerprint or trinityx_fingerprint(
-            model, hhh_weights=hhh_weights, weight_mode=weight_mode
+            model, hhh_weights=hhh_weights, weight_mode=weight_mode, **dial
         )
 
     @property
@@ -221,6 +224,8 @@ class TrinityXEvalModel(EvalModel):
         from trinityx.nn.router import combine_gates
 
         m = self.model
+        if self.refusal_tau is not None:  # the dial decides from the context alone
+            return m.logits(ids, mask, **self._dial_fields(ids, ctx_mask))
         if self.weight_mode == "fixed" or m.routing == "token":
             return m.logits(ids, mask, hhh_weights=self.hhh_weights, weight_mode=self.weight_mode)
         B, K = ids.shape[0], len(m.expert_names)
@@ -231,6 +236,22 @@ class TrinityXEvalModel(EvalModel):
         prefs = None if self.prefs is None else self.prefs.to(m.device).expand(B, -1)
         gates = combine_gates(probs, prefs, self.weight_mode, m.top_k)  # (B, K)
         return m.logits(ids, mask, gates=gates)
+
+    def _dial_fields(self, ids: Tensor, ctx_mask: Tensor) -> dict:
+        """`logits` kwargs under the refusal dial: per-row pi chosen from the context alone
+        (sequence routing then still routes on the context: the gates below are final)."""
+        from trinityx.model.presets import dial_prefs
+        from trinityx.nn.router import combine_gates
+
+        m, B, K = self.model, ids.shape[0], len(self.model.expert_names)
+        probs = m.router_probs(ids, ctx_mask)  # (B, K) calibrated, from the context
+        base = None if self.prefs is None else self.prefs.to(m.device).expand(B, -1)
+        prefs = dial_prefs(probs, base, m.expert_names, self.refusal_tau)
+        if self.weight_mode == "fixed" or m.routing == "token":
+            return {"hhh_weights": prefs, "weight_mode": self.weight_mode}
+        if m.routing == "none":
+            probs = torch.full((B, K), 1.0 / K, device=m.device)
+        return {"gates": combine_gates(probs, prefs, self.weight_mode, m.top_k)}
 
     prefix_sharing = True
 
@@ -248,13 +269,17 @@ class TrinityXEvalModel(EvalModel):
           change every W of every layer, so a primer run under one question's gates is wrong
           for the next question. Choices of one question still share its context.
         """
+        if self.refusal_tau is not None:  # the dial reads each whole context
+            return False
         return self.weight_mode == "fixed" or self.model.routing != "sequence"
 
     def _context_fields(self, ctx: Tensor) -> dict:
         """The RoutingState inputs `logits` would use for this context (sequence routing: the
         gates from the context alone, as `_forward` and generation use them)."""
         mask = torch.ones_like(ctx)
-        return self.model._prepare(ctx, mask, self.hhh_weights, self.weight_mode, False, None)[0]
+        return self.model._prepare(
+            ctx, mask, self.hhh_weights, self.weight_mode, False, None, refusal_tau=self.refusal_tau
+        )[0]
 
     def _call(self, fields: dict, **model_kwargs):
         with self.model._routing(**fields):
@@ -268,5 +293,6 @@ class TrinityXEvalModel(EvalModel):
             max_new_tokens=max_new_tokens,
             return_routing=False,
             do_sample=False,
+            refusal_tau=self.refusal_tau,
         )
         return [t.strip() for t in res.texts]

@@ -36,6 +36,7 @@ from trinityx.model.inject import (
     inject_mocae,
     load_peft_adapter,
 )
+from trinityx.model.presets import Preset
 from trinityx.nn.calibration import apply_temperature, apply_vector_scaling
 from trinityx.nn.mocae import RoutingState
 from trinityx.nn.prior import task_vector_prior
@@ -87,6 +88,7 @@ class TrinityXModel(GenerationMixin, ComposedIOMixin):
         self.top_k: int | None = None  # default gate sparsity (1 = the paper's top-1 routing)
         self.prior = torch.full((len(experts),), 1.0 / len(experts))
         self.metadata: dict = {}
+        self.presets: dict[str, Preset] = {}  # named compositions (model/presets.py)
 
     @property
     def device(self) -> torch.device:

@@ -32,6 +32,7 @@ from trinityx.model.inject import (
     load_peft_adapter,
     write_peft_adapter,
 )
+from trinityx.model.presets import PRESETS_FILE, load_presets
 from trinityx.nn.mocae import MoCaELinear
 
 
@@ -178,6 +179,8 @@ class ComposedIOMixin:
                 prior=self.prior.tolist(),
                 metadata=self.metadata,
             )
+            if self.presets:
+                write_json(tmp / PRESETS_FILE, {n: p.to_dict() for n, p in self.presets.items()})
         return Path(folder)
 
     @classmethod
@@ -230,4 +233,5 @@ class ComposedIOMixin:
         self.top_k = man.get("top_k")
         self.prior = torch.tensor(man["prior"])
         self.metadata = dict(man.get("metadata") or {})
+        self.presets = load_presets(folder)
         return self

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from trinityx.data.formatting import prompt_string
 from trinityx.model.folding import FOLD_MIN_NEW_TOKENS, foldable, folded_view, shared_gates
+from trinityx.model.presets import dial_prefs, resolve_preset
 from trinityx.nn.router import combine_gates, masked_mean
 
 
@@ -58,7 +59,16 @@ class GenerationMixin:
         return enc["input_ids"].to(self.device), enc["attention_mask"].to(self.device)
 
     def _prepare(
-        self, ids, mask, hhh_weights, weight_mode, allow_negative, top_k, n=1, record=False
+        self,
+        ids,
+        mask,
+        hhh_weights,
+        weight_mode,
+        allow_negative,
+        top_k,
+        n=1,
+        record=False,
+        refusal_tau=None,
     ):
         """RoutingState fields for one batch, plus (prefs, fixed gates, calibrated probs).
 
@@ -70,6 +80,8 @@ class GenerationMixin:
         B, K = ids.shape[0], len(self.expert_names)
         top_k = self.top_k if top_k is None else top_k
         prefs = self._batch_prefs(hhh_weights, B, weight_mode, allow_negative)  # (B, K) | None
+        if refusal_tau is not None:  # model/presets.py: harmless alone where p(harmless) > tau
+            prefs = dial_prefs(self.router_probs(ids, mask), prefs, self.expert_names, refusal_tau)
         probs = gates = None
         if weight_mode == "fixed":
             gates = combine_gates(prefs, prefs, "fixed", top_k)
@@ -97,6 +109,7 @@ class GenerationMixin:
         allow_negative: bool = False,
         top_k: int | None = None,
         gates: Tensor | None = None,
+        refusal_tau: float | None = None,
     ) -> Tensor:
         """Teacher-forced logits (B, T, V) under the same composition rules as `generate`.
 
@@ -109,7 +122,9 @@ class GenerationMixin:
         if gates is not None:
             fields = {"gates": gates.to(self.device)}
         else:
-            fields = self._prepare(ids, mask, hhh_weights, weight_mode, allow_negative, top_k)[0]
+            fields = self._prepare(
+                ids, mask, hhh_weights, weight_mode, allow_negative, top_k, refusal_tau=refusal_tau
+            )[0]
         with self._routing(**fields):
             out = self.model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask))
         return out.logits
@@ -128,6 +143,8 @@ class GenerationMixin:
         max_new_tokens: int = 64,
         return_routing: bool = True,
         fold: bool | None = None,
+        preset: str | None = None,
+        refusal_tau: float | None = None,
         **hf_generate_kwargs,
     ) -> GenerationResult:
         """Batched generation with per-request HHH weights (one spec, or a list per prompt).
@@ -140,8 +157,16 @@ class GenerationMixin:
         vector, decode with g folded into W0 for this call (`model/folding.py`; same tokens,
         bare-backbone speed, W0 restored bit-exactly). None folds from FOLD_MIN_NEW_TOKENS new
         tokens on; True whenever the gates allow; False never. Rows with distinct gates and
-        token routing always take the unfolded path.
+        token routing always take the unfolded path. preset: a name from `self.presets`
+        (model/presets.py) supplying weights, mode, top_k and the refusal dial; refusal_tau:
+        harmless expert alone for prompts whose calibrated p(harmless) > tau.
         """
+        if preset is not None:
+            if hhh_weights is not None or refusal_tau is not None:
+                raise ValueError("give either preset or hhh_weights / refusal_tau, not both")
+            p = resolve_preset(self.presets, preset)
+            hhh_weights, weight_mode, allow_negative = p.weights, p.mode, p.allow_negative
+            top_k, refusal_tau = p.top_k if top_k is None else top_k, p.refusal_tau
         if (prompts is None) == (input_ids is None):
             raise ValueError("give either prompts or input_ids (left-padded), not both / neither")
         if prompts is not None:
@@ -160,7 +185,15 @@ class GenerationMixin:
             hf_generate_kwargs.get("num_return_sequences", gc.num_return_sequences or 1),
         )
         fields, prefs, gates, probs = self._prepare(
-            ids, mask, hhh_weights, weight_mode, allow_negative, top_k, n, return_routing
+            ids,
+            mask,
+            hhh_weights,
+            weight_mode,
+            allow_negative,
+            top_k,
+            n,
+            return_routing,
+            refusal_tau,
         )
         tok = gates is None
         hf_generate_kwargs.setdefault("pad_token_id", self.tokenizer.pad_token_id)
@@ -244,9 +277,7 @@ class GenerationMixin:
         if self.routing == "sequence":
             return combine_gates(self.router_probs(ids, mask), pi, weight_mode)[0]  # (K,)
         self._need_router("token")
-        with self._routing(
-            record=True, prefs=pi, pref_mode=weight_mode
-        ) as st:
+        with self._routing(record=True, prefs=pi, pref_mode=weight_mode) as st:
             self.model.base_model(input_ids=ids, attention_mask=mask)
             z = torch.stack([r[0].float() for r in st.records])  # (L, T, K)
         return combine_gates(torch.softmax(z, -1), pi, weight_mode)

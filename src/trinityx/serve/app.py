@@ -1,6 +1,6 @@
 """OpenAI-compatible HTTP server for a TrinityX model (or any baseline the harness can build).
 
-Endpoints: `POST /v1/chat/completions` and `POST /v1/completions` (JSON or server-sent events
+The playground page is served at `/` (serve/static/). Endpoints: `POST /v1/chat/completions` and `POST /v1/completions` (JSON or server-sent events
 ending in `data: [DONE]`), `GET /v1/models`, `GET /health`. Requests may carry the `hhh`
 extension (per-request HHH weights, Eq. gates); every choice reports the `routing` it was
 generated with. Concurrent requests are batched by one scheduler thread (serve/scheduler.py),
@@ -19,12 +19,14 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from . import protocol as P
@@ -35,6 +37,7 @@ from .serving import APIError, Limits, Serving
 log = logging.getLogger(__name__)
 
 API_KEY_ENV = "TRINITYX_API_KEY"
+STATIC = Path(__file__).parent / "static"  # the playground (package data, no build step)
 _BEARER = HTTPBearer(auto_error=False, description=f"--api-key or env {API_KEY_ENV}")
 _ERRORS = {
     code: {"model": P.ErrorResponse, "description": desc}
@@ -139,6 +142,13 @@ def create_app(
             500, P.ErrorInfo(message=f"internal error: {type(exc).__name__}", type="server_error")
         )
 
+    @app.get("/", include_in_schema=False)
+    async def playground() -> FileResponse:
+        """The playground page (serve/static/): plain files, so it works offline."""
+        return FileResponse(STATIC / "index.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
     @app.get("/health", response_model=P.Health)
     async def health() -> P.Health:
         return P.Health(model=served.name, running=scheduler.running, waiting=scheduler.waiting)
@@ -156,6 +166,7 @@ def create_app(
             experts=served.expert_names,
             routing=served.routing,
             context_length=served.context_length,
+            presets={n: p.to_dict() for n, p in served.presets.items()},
         )
         return P.ModelList(data=[card])
 

@@ -30,6 +30,8 @@ class Row:
     out_ids: list[int] = field(default_factory=list)
     gates: list[Tensor] = field(default_factory=list)  # (K,) per generated token
     probs: Tensor | None = None  # (K,) calibrated prompt-level router probs
+    layer_gates: list[Tensor] = field(default_factory=list)  # (n_blocks, K) per token, on request
+    dial: dict | None = None  # the refusal dial's decision for this row (hhh.refusal_tau)
     finish_reason: str | None = None
 
     @property

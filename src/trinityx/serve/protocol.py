@@ -61,7 +61,27 @@ class HHHOptions(_Strict):
         None, ge=1, description="Keep only the k largest |gates| per position (sparse routing)."
     )
     per_token: bool = Field(
-        False, description="Also return the gates used for every generated token."
+        False,
+        description="Also return the gates used for every generated token, the token texts and "
+        "(token routing) each token's gates per transformer block.",
+    )
+    preset: str | None = Field(
+        None,
+        description="A named preset saved in the model artifact (GET /v1/models lists them); "
+        "fields this request sets override the preset's.",
+        examples=["just-right"],
+    )
+    refusal_tau: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="Refusal dial: route to the harmless expert alone when its calibrated "
+        "router probability for the prompt exceeds this threshold.",
+    )
+    base: bool = Field(
+        False,
+        description="Generate with every expert off (the frozen backbone), e.g. to show the base "
+        "model's answer beside the composed one. Excludes the other fields.",
     )
 
 
@@ -83,6 +103,23 @@ class Routing(BaseModel):
     )
     per_token: list[dict[str, float]] | None = Field(
         None, description="Gates per generated token (with hhh.per_token)."
+    )
+    tokens: list[str] | None = Field(
+        None, description="The text each generated token added (with hhh.per_token)."
+    )
+    layers: list[str] | None = Field(
+        None, description="Names of the transformer blocks `per_layer` is indexed by."
+    )
+    per_layer: list[list[list[float]]] | None = Field(
+        None,
+        description="Token routing with hhh.per_token: per_layer[t][l][k], the gate of expert k "
+        "(the order of `gates`) in block l (mean over its routed linears) for generated token t.",
+    )
+    preset: str | None = Field(None, description="The preset the request named, if any.")
+    refusal_dial: dict[str, float | bool] | None = Field(
+        None,
+        description="With hhh.refusal_tau: {tau, p_harmless, fired}; fired means the harmless "
+        "expert alone answered.",
     )
 
 
@@ -259,6 +296,11 @@ class ModelCard(BaseModel):
     experts: list[str] = Field(description="HHH expert names (empty for a plain model)")
     routing: str | None = Field(description="token / sequence / none; null for a plain model")
     context_length: int
+    presets: dict[str, dict] = Field(
+        default_factory=dict,
+        description="Named presets saved in the artifact (use as hhh.preset): weights, mode, "
+        "top_k, refusal_tau, description, metrics.",
+    )
 
 
 class ModelList(BaseModel):

@@ -26,6 +26,7 @@ from transformers import DynamicCache
 
 from .batch import Batch, Row, left_pad
 from .protocol import HHHOptions
+from .routing_report import routing_report
 from .sampling import SamplingSettings, TextTracker, make_generator, next_token
 from .served import ServedModel
 
@@ -219,9 +220,23 @@ class Scheduler:
         gates = self.served.step_gates(routing, records)
         for b, row in enumerate(rows):
             row.probs = None if probs is None else probs[b]
+            row.dial = None if routing.dial is None else routing.dial[b]
             if gates is not None:
                 row.gates.append(gates[b])
+        self._record_blocks(batch, records)
         return batch
+
+    def _record_blocks(self, batch: Batch, records) -> None:
+        """Per-block gates of this step for the rows that asked for them (hhh.per_token)."""
+        want = [
+            i for i, r in enumerate(batch.rows) if r.req.hhh is not None and r.req.hhh.per_token
+        ]
+        if not want:
+            return
+        blocks = self.served.block_gates(batch.routing, records)  # (B, NB, K) | None
+        if blocks is not None:
+            for i in want:
+                batch.rows[i].layer_gates.append(blocks[i])
 
     @torch.no_grad()
     def _step(self) -> None:
@@ -248,6 +263,7 @@ class Scheduler:
         if gates is not None:
             for i, row in enumerate(b.rows):
                 row.gates.append(gates[i])
+        self._record_blocks(b, records)
 
     def _advance(self, row: Row, tok: int) -> bool:
         """Update the row's text after token `tok`; emit; False when the row has finished."""
@@ -273,22 +289,7 @@ class Scheduler:
         return False
 
     def _report(self, row: Row) -> dict | None:
-        s = self.served
-        if s.tx is None:
-            return None
-        hhh = row.req.hhh
-        pi = s.check_hhh(hhh)
-        g = torch.stack(row.gates[: len(row.out_ids)])  # (S, K) one per generated token
-        rep = {
-            "routing": s.routing,
-            "weight_mode": "multiply" if hhh is None else hhh.mode,
-            "weights": None if pi is None else s.named(pi),
-            "gates": s.named(g.mean(0)),
-            "router_probs": None if row.probs is None else s.named(row.probs),
-        }
-        if hhh is not None and hhh.per_token:
-            rep["per_token"] = [s.named(t) for t in g]
-        return rep
+        return routing_report(self.served, row)
 
     def _fail_all(self, message: str) -> None:
         reqs = list(self.pending) + ([] if self.batch is None else [r.req for r in self.batch.rows])

@@ -11,6 +11,8 @@ validate a request's HHH options, turn a group of rows into routing inputs for o
 from __future__ import annotations
 
 import contextlib
+import functools
+import re
 import threading
 from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass
@@ -19,9 +21,12 @@ import torch
 from torch import Tensor
 
 from trinityx.data.formatting import prompt_string
+from trinityx.model.presets import HARMLESS, resolve_preset
 from trinityx.nn.router import combine_gates
 
 from .protocol import HHHOptions
+
+_BLOCK = re.compile(r"layers\.(\d+)\.")  # the decoder block index in a module name
 
 
 @dataclass
@@ -38,6 +43,7 @@ class GroupRouting:
     probs: Tensor | None = None  # (B, K) calibrated prompt-level router probs (report only)
     mode: str = "multiply"
     top_k: int | None = None
+    dial: list[dict | None] | None = None  # per row at prefill: the refusal dial's decision
 
     def select(self, keep: Tensor) -> GroupRouting:
         def pick(t: Tensor | None) -> Tensor | None:
@@ -104,6 +110,25 @@ class ServedModel:
             return self.tokenizer.decode(list(ids), skip_special_tokens=True)
 
     # ------------------------------------------------------------------ HHH options
+    @property
+    def presets(self) -> dict:
+        return {} if self.tx is None else dict(getattr(self.tx, "presets", {}))
+
+    def expand_preset(self, hhh: HHHOptions | None) -> HHHOptions | None:
+        """hhh with its named preset's fields filled in (fields the request set win)."""
+        if hhh is None or hhh.preset is None:
+            return hhh
+        if self.tx is None:
+            raise ValueError(f"{self.name!r} is a plain model without presets; remove hhh.preset")
+        p = resolve_preset(self.presets, hhh.preset)
+        own = hhh.model_fields_set
+        fill = {
+            k: getattr(p, k)
+            for k in ("weights", "mode", "top_k", "refusal_tau", "allow_negative")
+            if k not in own
+        }
+        return hhh.model_copy(update=fill)
+
     def check_hhh(self, hhh: HHHOptions | None) -> Tensor | None:
         """Resolved pi (K,) or None; ValueError (the message names the fix) if invalid."""
         if hhh is None:
@@ -113,8 +138,19 @@ class ServedModel:
                 f"{self.name!r} is a plain model without HHH experts; remove `hhh` or serve a "
                 "composed TrinityX artifact"
             )
+        if hhh.base:
+            other = sorted(hhh.model_fields_set - {"base", "per_token"})
+            if other:
+                raise ValueError(f"hhh.base runs the plain backbone; remove hhh {other}")
+            return None
+        if hhh.preset is not None:
+            resolve_preset(self.presets, hhh.preset)
         if hhh.top_k is not None and hhh.top_k > len(self.expert_names):
             raise ValueError(f"top_k={hhh.top_k} exceeds the {len(self.expert_names)} experts")
+        if hhh.refusal_tau is not None and HARMLESS not in self.expert_names:
+            raise ValueError(
+                f"refusal_tau needs a {HARMLESS!r} expert; this model has {self.expert_names}"
+            )
         return self.tx.resolve_weights(hhh.weights, hhh.allow_negative, hhh.mode)
 
     def batch_key(self, hhh: HHHOptions | None) -> Hashable:
@@ -122,6 +158,8 @@ class ServedModel:
         per call, while fixed gates are per row anyway."""
         if self.tx is None:
             return None
+        if hhh is not None and hhh.base:
+            return "gates"
         mode = "multiply" if hhh is None else hhh.mode
         if self.tx.routing != "token" or mode == "fixed":
             return "gates"
@@ -134,17 +172,21 @@ class ServedModel:
             return GroupRouting()
         tx, K = self.tx, len(self.expert_names)
         pis = [self.check_hhh(h) for h in hhh]
+        probs = None
+        if tx.routing == "sequence" and any(h is None or h.mode != "fixed" for h in hhh):
+            probs = tx.router_probs(ids, mask)  # (B, K)
+        dial = self._dial(ids, mask, hhh, pis, probs)
         ones = torch.ones(K)
         prefs = torch.stack([ones if p is None else p for p in pis]).to(self.device)  # (B, K)
         modes = ["multiply" if h is None else h.mode for h in hhh]
         top_ks = [self.tx.top_k if h is None or h.top_k is None else h.top_k for h in hhh]
         if self.batch_key(hhh[0]) != "gates":
-            return GroupRouting(prefs=prefs, mode=modes[0], top_k=top_ks[0])
-        probs = None
-        if tx.routing == "sequence" and any(m != "fixed" for m in modes):
-            probs = tx.router_probs(ids, mask)  # (B, K)
+            return GroupRouting(prefs=prefs, mode=modes[0], top_k=top_ks[0], dial=dial)
         rows = []
         for i, (pi, mode, k) in enumerate(zip(pis, modes, top_ks, strict=True)):
+            if hhh[i] is not None and hhh[i].base:  # experts off: the expert term is exactly 0
+                rows.append(torch.zeros(1, K, device=self.device))
+                continue
             if mode == "fixed":
                 base = pi[None]
             elif probs is not None:
@@ -153,7 +195,27 @@ class ServedModel:
                 base = torch.full((1, K), 1.0 / K, device=self.device)
             p = None if pi is None else pi[None].to(self.device)
             rows.append(combine_gates(base, p, mode, k))  # (1, K)
-        return GroupRouting(gates=torch.cat(rows).to(self.device), probs=probs)
+        return GroupRouting(gates=torch.cat(rows).to(self.device), probs=probs, dial=dial)
+
+    def _dial(self, ids, mask, hhh, pis: list, probs: Tensor | None) -> list[dict | None] | None:
+        """The refusal dial (model/presets.py) per row: pi -> one-hot harmless (in place) where
+        the calibrated p(harmless) of the prompt exceeds the row's tau; the decisions."""
+        taus = [None if h is None else h.refusal_tau for h in hhh]
+        if all(t is None for t in taus):
+            return None
+        p = probs if probs is not None else self.tx.router_probs(ids, mask)  # (B, K)
+        h_idx, out = self.expert_names.index(HARMLESS), []
+        onehot = torch.zeros(len(self.expert_names))
+        onehot[h_idx] = 1.0
+        for i, tau in enumerate(taus):
+            if tau is None:
+                out.append(None)
+                continue
+            ph = float(p[i, h_idx])
+            out.append({"tau": tau, "p_harmless": ph, "fired": ph > tau})
+            if ph > tau:
+                pis[i] = onehot
+        return out
 
     @contextlib.contextmanager
     def routed(self, r: GroupRouting, record: bool) -> Iterator[list[Tensor]]:
@@ -184,6 +246,28 @@ class ServedModel:
         z = torch.stack([rec[:, -1].float() for rec in records], 1)  # (B, L, K)
         p = torch.softmax(z, -1)  # each layer's logits are calibrated where they are recorded
         return combine_gates(p, r.prefs, r.mode, r.top_k).mean(1)  # (B, K)
+
+    @functools.cached_property
+    def blocks(self) -> tuple[list[str], Tensor]:
+        """Transformer block of each routed layer, in record order: (block names, index (L,))."""
+        names = list(self.tx.layers)
+        ids = [int(m.group(1)) if (m := _BLOCK.search(n)) else 0 for n in names]
+        uniq = sorted(set(ids))
+        return [f"block {b}" for b in uniq], torch.tensor([uniq.index(b) for b in ids])
+
+    def block_gates(self, r: GroupRouting, records: list[Tensor]) -> Tensor | None:
+        """Token routing: gates (B, n_blocks, K) at the last position, each block the mean of
+        its routed linears (what the playground's heat map shows on hover). None otherwise."""
+        if self.tx is None or r.gates is not None or not records:
+            return None
+        z = torch.stack([rec[:, -1].float() for rec in records], 1)  # (B, L, K)
+        g = combine_gates(torch.softmax(z, -1), r.prefs, r.mode, r.top_k)  # (B, L, K)
+        names, idx = self.blocks
+        idx = idx.to(g.device)
+        out = torch.zeros(g.shape[0], len(names), g.shape[2], device=g.device)
+        out.index_add_(1, idx, g)  # (B, NB, K)
+        count = torch.bincount(idx, minlength=len(names)).clamp_min(1)
+        return out / count[None, :, None].to(g.dtype)
 
     def prompt_probs(self, records: list[Tensor], mask: Tensor) -> Tensor:
         """Token routing: calibrated prompt-level router probs (B, K) from the prefill records."""

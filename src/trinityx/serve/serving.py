@@ -98,6 +98,7 @@ class Serving:
                 "context_length_exceeded",
             )
         try:
+            req.hhh = s.expand_preset(req.hhh)  # the scheduler sees concrete options
             s.check_hhh(req.hhh)
         except ValueError as e:
             raise APIError(400, str(e), "hhh") from e
