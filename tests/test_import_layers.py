@@ -23,7 +23,7 @@ PACKAGE = Path(trinityx.__file__).parent
 # packages on one layer (``bench`` and ``eval``, ``serve`` and ``demo``) may not import each other.
 LAYERS: dict[str, int] = {
     "config": 0,  # typed dataclasses and their YAML loader: no other trinityx imports
-    "presets": 0,  # the YAML configs shipped as package data
+    "shipped_configs": 0,  # the YAML configs shipped as package data
     "data": 1,  # record types, readers, formatting: may read config dataclasses
     "nn": 1,  # pure torch
     "model": 2,  # Hugging Face glue around nn; model/baselines: the systems we compare against

@@ -1,6 +1,6 @@
 """Installable as a package, not only as a clone: the configs ship inside the wheel.
 
-The fast tests use the shipped configs through `trinityx.presets` and the `configs` command; the
+The fast tests use the shipped configs through `trinityx.shipped_configs` and the `configs` command; the
 slow one builds the wheel, installs it (non-editable) into a fresh folder and runs `trinityx
 --help`, `trinityx configs ls` and the tiny demo from an empty working directory.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from trinityx import presets
+from trinityx import shipped_configs
 from trinityx.cli import main
 from trinityx.config import TrainExpertConfig, load_config
 
@@ -26,7 +26,7 @@ def test_every_repository_config_is_shipped():
     repo = sorted(
         p.relative_to(REPO / "configs").as_posix() for p in REPO.glob("configs/**/*.yaml")
     )
-    assert presets.list_configs() == repo
+    assert shipped_configs.list_configs() == repo
     assert {"tiny/helpful.yaml", "tiny/compose.yaml", "smollm2/demo/compose.yaml"} <= set(repo)
 
 
@@ -41,7 +41,7 @@ def test_configs_ls_and_cp(tmp_path, capsys, monkeypatch):
     assert "mine.yaml exists" in capsys.readouterr().err
     assert main(["configs", "cp", "tiny", "all"]) == 0
     assert sorted(p.name for p in Path("all").iterdir()) == sorted(
-        Path(n).name for n in presets.list_configs() if n.startswith("tiny/")
+        Path(n).name for n in shipped_configs.list_configs() if n.startswith("tiny/")
     )
     assert main(["configs", "cp", "tiny/helpfull", "x.yaml"]) == 2
     assert "did you mean tiny/helpful.yaml" in capsys.readouterr().err
@@ -50,17 +50,17 @@ def test_configs_ls_and_cp(tmp_path, capsys, monkeypatch):
 def test_config_flag_falls_back_to_a_shipped_name(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert (
-        presets.resolve_config_arg("tiny/helpful.yaml") == presets.CONFIG_ROOT / "tiny/helpful.yaml"
+        shipped_configs.resolve_config_arg("tiny/helpful.yaml") == shipped_configs.CONFIG_ROOT / "tiny/helpful.yaml"
     )
     assert (
-        presets.resolve_config_arg("configs/tiny/honest")
-        == presets.CONFIG_ROOT / "tiny/honest.yaml"
+        shipped_configs.resolve_config_arg("configs/tiny/honest")
+        == shipped_configs.CONFIG_ROOT / "tiny/honest.yaml"
     )
     Path("tiny").mkdir()
     Path("tiny/helpful.yaml").write_text("dimension: honest\n")  # a local file wins
-    assert presets.resolve_config_arg("tiny/helpful.yaml") == "tiny/helpful.yaml"
+    assert shipped_configs.resolve_config_arg("tiny/helpful.yaml") == "tiny/helpful.yaml"
     with pytest.raises(FileNotFoundError, match="config file not found: nothing.yaml"):
-        load_config(TrainExpertConfig, presets.resolve_config_arg("nothing.yaml"))
+        load_config(TrainExpertConfig, shipped_configs.resolve_config_arg("nothing.yaml"))
 
 
 @pytest.mark.slow

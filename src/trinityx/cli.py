@@ -19,7 +19,7 @@ from functools import cache
 from typing import Any
 
 from trinityx import config as C
-from trinityx import presets
+from trinityx import shipped_configs
 from trinityx.eval import config as EC
 from trinityx.eval.explore.config import ExploreConfig
 
@@ -70,7 +70,7 @@ def _stage(cls: type, module: str) -> Callable[[argparse.Namespace], Any]:
     def handler(args: argparse.Namespace) -> Any:
         import importlib
 
-        cfg = C.load_config(cls, presets.resolve_config_arg(args.config), args.overrides)
+        cfg = C.load_config(cls, shipped_configs.resolve_config_arg(args.config), args.overrides)
         out = importlib.import_module(f"trinityx.stages.{module}").run(cfg)
         print(out)
         return out
@@ -206,10 +206,10 @@ def _configs_args(p: argparse.ArgumentParser) -> None:
 
 def _configs(args: argparse.Namespace) -> Any:
     if args.action == "ls":
-        names = presets.list_configs()
+        names = shipped_configs.list_configs()
         print("\n".join(names))
         return names
-    out = presets.copy_config(args.name, args.dest, force=args.force)
+    out = shipped_configs.copy_config(args.name, args.dest, force=args.force)
     print(out)
     return out
 

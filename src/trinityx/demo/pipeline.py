@@ -28,7 +28,7 @@ from trinityx.config import BackboneConfig, ComposeConfig, TrainExpertConfig, lo
 from trinityx.demo.console import Console, TrainerBar
 from trinityx.model.artifacts import write_json
 from trinityx.model.backbone import Backbone, load_backbone
-from trinityx.presets import CONFIG_ROOT
+from trinityx.shipped_configs import CONFIG_ROOT
 
 REPO_ROOT = Path(__file__).resolve().parents[3]  # a clone's root (the shipped model lives there)
 SHIPPED = REPO_ROOT / "models" / "smollm2-hhh"
