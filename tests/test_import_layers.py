@@ -32,7 +32,8 @@ LAYERS: dict[str, int] = {
     "stages": 4,  # train_expert, compose, calibrate, evaluate, compare: never import each other
     "serve": 5,  # the HTTP server over a composed model or a baseline spec
     "demo": 5,  # the guided pipeline over the stages
-    "experiment": 5,  # `trinityx run`: the resumable experiment over the stages, report, ship
+    "experiment": 5,
+    "generate_cli": 5,  # `trinityx generate`: one model call from the terminal  # `trinityx run`: the resumable experiment over the stages, report, ship
     "cli": 6,  # one subcommand per stage
     "__init__": 7,  # the public face: re-exports from every layer, imported lazily
     "__main__": 7,

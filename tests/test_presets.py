@@ -165,3 +165,51 @@ def test_server_per_token_texts_and_block_gates(url, tx):
     for t in range(S):
         mean = torch.tensor(rt["per_layer"][t]).mean(0)
         assert mean.tolist() == pytest.approx([rt["per_token"][t][n] for n in names], abs=1e-3)
+
+
+def test_generate_command_uses_presets_weights_and_stdin(artifact, tx, capsys, monkeypatch):
+    """`trinityx generate` answers as `generate` does for a preset, HHH weights and stdin."""
+    import io
+    import json
+
+    from trinityx.cli import main
+
+    want = tx.generate(["hello there", "hi"], preset="just-right", max_new_tokens=5,
+                       do_sample=False)
+    assert main(["generate", str(artifact), "hello there", "hi", "--preset", "just-right",
+                 "--max-new-tokens", "5", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["prompt"] for r in rows] == ["hello there", "hi"]
+    assert [r["text"] for r in rows] == [t.strip() for t in want.texts]
+    assert rows[0]["routing"]["weights"] == pytest.approx(W)
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("hello there\n\n"))
+    assert main(["generate", str(artifact), "-", "--hhh", "harmless=1,helpful=0.5",
+                 "--max-new-tokens", "5", "--show-routing"]) == 0
+    out = capsys.readouterr().out
+    one = tx.generate(["hello there"], hhh_weights={"harmless": 1, "helpful": 0.5},
+                      max_new_tokens=5, do_sample=False)
+    assert out.splitlines()[0] == one.texts[0].strip()
+    assert "[gates: helpful" in out and "| router: helpful" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--hhh", "helpful"], "expected name=value pairs"),
+        (["--hhh", "helpful=lots"], "helpful='lots' is not a number"),
+        (["--hhh", "kind=1"], "unknown HHH dimension"),
+        (["--hhh", "harmless=-1"], "negative weight"),
+        (["--preset", "nope"], "unknown preset 'nope'"),
+        (["--preset", "careful", "--refusal-tau", "0.5"], "comes with the preset"),
+    ],
+)
+def test_generate_command_errors(artifact, argv, message, capsys):
+    from trinityx.cli import main
+
+    try:
+        code = main(["generate", str(artifact), "hello", *argv])
+    except SystemExit as e:  # argparse type errors exit 2 with the message on stderr
+        code = e.code
+    assert code == 2
+    assert message in capsys.readouterr().err

@@ -19,7 +19,7 @@ from functools import cache
 from typing import Any
 
 from trinityx import config as C
-from trinityx import shipped_configs
+from trinityx import generate_cli, shipped_configs
 from trinityx.eval import config as EC
 from trinityx.eval.explore.config import ExploreConfig
 
@@ -227,6 +227,8 @@ PLAIN: dict[str, tuple[Callable, Callable, str]] = {
     "serve": (_serve_args, _serve, "serve a composed model (or a baseline) over an OpenAI-compatible"
               " HTTP API with dynamic batching of per-request HHH weights, and the playground at /"),
     "presets": (_presets_args, _presets, "list the named HHH presets saved in a composed artifact"),
+    "generate": (generate_cli.add_arguments, generate_cli.run, "answer prompts with a composed"
+                 " model: a preset, HHH weights or the refusal dial (trinityx generate MODEL TEXT)"),
 }
 
 # command -> (config class, handler factory, help)
