@@ -161,3 +161,39 @@ def test_embedded_smollm2_answers_paris():
     out = generate_greedy(b.model, b.tokenizer, [user_prompt("What is the capital of France?")],
                           max_new_tokens=12)
     assert "Paris" in out[0]
+
+
+def _padding_share(trainer) -> float:
+    """Share of padded positions over every batch of one epoch of the trainer's dataloader."""
+    pad = total = 0
+    for batch in trainer.get_train_dataloader():
+        mask = batch["attention_mask"] if "attention_mask" in batch else batch["input_ids"] != -1
+        pad += int((mask == 0).sum())
+        total += mask.numel()
+    return pad / total
+
+
+def test_group_by_length_trains_less_padding_on_the_same_rows(tmp_path, tiny_backbone):
+    """optim.group_by_length: batches of similar lengths, so less padding, same rows per epoch."""
+    import copy
+
+    words = ["word"] * 60
+    train = [
+        SFTExample(messages=user_prompt(f"q{i}"), response=" ".join(words[: 1 + (i * 7) % 60]))
+        for i in range(192)  # transformers groups within 4+ random mega-batches: 48 rows each
+    ]
+    shares, seen = {}, {}
+    for grouped in (False, True):
+        cfg = TrainExpertConfig(dimension="helpful", output_dir=str(tmp_path / f"e{grouped}"),
+                                train=[])
+        cfg.optim.batch_size, cfg.optim.group_by_length = 8, grouped
+        bb = copy.copy(tiny_backbone)
+        bb.model = copy.deepcopy(tiny_backbone.model)
+        trainer = train_expert.sft_trainer(cfg, bb, train, tmp_path / f"w{grouped}",
+                                           torch.device("cpu"))
+        shares[grouped] = _padding_share(trainer)
+        seen[grouped] = sorted(
+            int(n) for b in trainer.get_train_dataloader() for n in (b["labels"] != -100).sum(1)
+        )
+    assert seen[True] == seen[False]  # the same rows, only batched differently
+    assert shares[True] < 0.5 * shares[False], shares  # measured: 0.11 vs 0.41

@@ -142,15 +142,15 @@ def _finish(trainer, work: Path) -> list[dict]:
     return trainer.state.log_history
 
 
-def _train_sft(
-    cfg, backbone, train: list[SFTExample], work: Path, device, callbacks: list | None = None
-) -> list[dict]:
+def sft_trainer(cfg, backbone, train: list[SFTExample], work: Path, device,
+                callbacks: list | None = None):
+    """TRL's SFTTrainer over the encoded rows (prompt tokens masked), a fresh LoRA adapter."""
     from datasets import Dataset
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
 
     rows = [encode_sft(backbone.tokenizer, ex, cfg.optim.max_length) for ex in train]
-    ds = Dataset.from_list(rows)
+    ds = Dataset.from_list(rows)  # group_by_length reads the lengths from input_ids
     peft_cfg = LoraConfig(
         r=cfg.lora.r,
         lora_alpha=cfg.lora.alpha,
@@ -164,8 +164,9 @@ def _train_sft(
         ),
         max_length=cfg.optim.max_length,
         packing=False,
+        train_sampling_strategy="group_by_length" if cfg.optim.group_by_length else "random",
     )
-    trainer = SFTTrainer(
+    return SFTTrainer(
         model=backbone.model,
         args=args,
         train_dataset=ds,
@@ -173,6 +174,12 @@ def _train_sft(
         peft_config=peft_cfg,
         callbacks=callbacks,
     )
+
+
+def _train_sft(
+    cfg, backbone, train: list[SFTExample], work: Path, device, callbacks: list | None = None
+) -> list[dict]:
+    trainer = sft_trainer(cfg, backbone, train, work, device, callbacks)
     trainer.train(resume_from_checkpoint=_last_checkpoint(work))
     return _finish(trainer, work)
 
