@@ -251,6 +251,15 @@ def is_looping(response: str, max_gram: int = 8, repeats: int = 3, single: int =
     return any(c >= repeats for c in counts.values())
 
 
+def generation_health(outs: list[str]) -> dict[str, float]:
+    """Generation health of one benchmark's answers: % caught in a repetition loop (is_looping)
+    and the mean answer length in characters."""
+    return {
+        "loop_rate": float(np.mean([100.0 * is_looping(o) for o in outs])) if outs else 0.0,
+        "avg_length": float(np.mean([len(o) for o in outs])) if outs else 0.0,
+    }
+
+
 def truthful_informative(
     truthful: Sequence[float | bool], informative: Sequence[float | bool], threshold: float = 0.5
 ) -> dict[str, float | int]:

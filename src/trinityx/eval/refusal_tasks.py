@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from trinityx.data.loading import normalise_prompt
 from trinityx.data.records import PreferencePair
 from trinityx.eval import metrics as M
 from trinityx.eval.judge_data import read_spard_pairs
@@ -83,12 +84,6 @@ def read_spard_test(data_dir: str | Path, limit: int | None = None) -> list[Pref
     return read_spard_pairs(require_file(data_dir, SPARD_TEST))[:limit]
 
 
-def health(outs: list[str]) -> dict:
-    """Generation health of a benchmark's answers: % caught in a repetition loop, mean length."""
-    loops = [100.0 * M.is_looping(o) for o in outs]
-    return {"loop_rate": float(np.mean(loops)), "avg_length": float(np.mean([len(o) for o in outs]))}
-
-
 def _refusal_metrics(items, outs, ctx, key: str) -> tuple[dict, list[dict]]:
     refused = [100.0 * M.is_refusal(o) for o in outs]
     metrics = {
@@ -98,7 +93,7 @@ def _refusal_metrics(items, outs, ctx, key: str) -> tuple[dict, list[dict]]:
         "per_category": {
             c: v["value"] for c, v in M.per_category(refused, [i.category for i in items]).items()
         },
-        **health(outs),
+        **M.generation_health(outs),
     }
     records = [
         {"prompt": i.prompt, "category": i.category, "output": o, "refusal": bool(r),
@@ -121,10 +116,6 @@ def over_refusal_score(items, outs, ctx):
 SPARD_TRAIN = "beavertails/spard_beavertails_pairs_train.jsonl"
 
 
-def _norm(text: str) -> str:
-    return " ".join(text.lower().split())
-
-
 def read_hh_harmless_clean(data_dir: str | Path, limit: int | None = None) -> list[PreferencePair]:
     """hh-rlhf harmless test pairs minus those whose human turns are SPARD training prompts.
 
@@ -137,9 +128,9 @@ def read_hh_harmless_clean(data_dir: str | Path, limit: int | None = None) -> li
     pairs = read_hh_rlhf(Path(data_dir))
     spard = Path(data_dir) / SPARD_TRAIN
     if spard.is_file():
-        seen = {_norm(str_field(r, "prompt", f"{spard}:{n}")) for n, r in iter_jsonl(spard)}
+        seen = {normalise_prompt(str_field(r, "prompt", f"{spard}:{n}")) for n, r in iter_jsonl(spard)}
         pairs = [
             p for p in pairs
-            if not any(_norm(m["content"]) in seen for m in p.messages if m["role"] == "user")
+            if not any(normalise_prompt(m["content"]) in seen for m in p.messages if m["role"] == "user")
         ]
     return pairs[:limit]

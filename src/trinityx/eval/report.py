@@ -47,7 +47,8 @@ def summary_row(results: dict) -> dict[str, float | None]:
     return row
 
 
-def _fmt(v: float | None) -> str:
+def fmt(v: float | None) -> str:
+    """One decimal, or an em dash for a missing (None / NaN) value: every report table's cell."""
     return "—" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.1f}"
 
 
@@ -64,7 +65,7 @@ def paper_table(rows: dict[str, dict[str, float | None]], extras: bool = True) -
     for name, r in rows.items():
         cells = []
         for col, *_ in cols:
-            s = _fmt(r.get(col))
+            s = fmt(r.get(col))
             cells.append(f"**{s}**" if col in best and r.get(col) == best[col] else s)
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

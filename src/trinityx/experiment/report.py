@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trinityx.eval.report import PAPER_COLUMNS, paper_table, summary_row
+from trinityx.eval.report import PAPER_COLUMNS, fmt, paper_table, summary_row
 from trinityx.experiment.config import ExperimentConfig, Layout
 from trinityx.model.artifacts import atomic_write_text, write_json
 
@@ -107,8 +107,8 @@ def write_report(cfg: ExperimentConfig, workdir: Path) -> Path:
             vals = [(rows[s][col], s) for s in others if rows[s].get(col) is not None]
             best = (max(vals) if up else min(vals)) if vals else (None, "—")
             b = base.get(col) if base else None
-            lines.append(f"| {col} | {_fmt(t)} | {_fmt(b)} | {_relative(t, b, up)} | {best[1]} "
-                         f"{_fmt(best[0])} | {_relative(t, best[0], up)} |")
+            lines.append(f"| {col} | {fmt(t)} | {fmt(b)} | {_relative(t, b, up)} | {best[1]} "
+                         f"{fmt(best[0])} | {_relative(t, best[0], up)} |")
         lines += ["", "## Paired bootstrap: TrinityX minus each system (same items, 95% interval, p)",
                   ""]
         cols = list(ITEM_SCORES)
@@ -165,7 +165,3 @@ def _routing(cfg: ExperimentConfig, lay: Layout, chosen: str | None, out: Path) 
     ev = load_config(EvalConfig, resolve_path(cfg, cfg.eval.config), [*cfg.eval.overrides])
     data_dir = Path(json.loads((lay.root / "run.json").read_text())["data_dir"])
     return routing_shares(lay.composed(chosen), data_dir, ev.limits, out)
-
-
-def _fmt(v: float | None) -> str:
-    return "—" if v is None else f"{v:.1f}"
