@@ -94,15 +94,12 @@ def export_peft(
     tensors: dict[str, Tensor] = {}
     ranks: dict[str, int] = {}
     for name, layer in model.layers.items():
-        R = layer.total_rank
-        g_r = g.to(layer.lora_B_cat.device)[layer.rank_to_expert]  # (R,)
+        a, b_g, g_r = layer.gated_factors(g)  # s_k and g_k folded into B
         keep = g_r != 0
         if not bool(keep.any()):
             continue
-        a = layer.lora_A_cat[:R][keep].float()  # (R', d_in)
-        b = (layer.lora_B_cat.float() * g_r)[:, keep]  # (d_out, R'), s_k and g_k folded in
-        tensors[f"{KEY_PREFIX}{name}.lora_A.weight"] = a
-        tensors[f"{KEY_PREFIX}{name}.lora_B.weight"] = b
+        tensors[f"{KEY_PREFIX}{name}.lora_A.weight"] = a[keep]  # (R', d_in)
+        tensors[f"{KEY_PREFIX}{name}.lora_B.weight"] = b_g[:, keep]  # (d_out, R')
         ranks[name] = int(keep.sum())
     if not ranks:
         raise ValueError(

@@ -57,11 +57,11 @@ def merged_linear(layer: MoCaELinear, g: Tensor) -> nn.Linear:
     base = layer.base_layer
     w = base.weight
     R = layer.total_rank
-    g_r = g.to(device=w.device, dtype=torch.float32)[layer.rank_to_expert]  # (R,)
-    if R == 0 or not bool(g_r.any()):
+    if R == 0:
         return base
-    b_g = layer.lora_B_cat.float() * g_r  # (d_out, R) = B diag(g_r)
-    a = layer.lora_A_cat[:R].float()  # (R, d_in)
+    a, b_g, g_r = layer.gated_factors(g)  # (R, d_in), (d_out, R) = B diag(g_r), (R,)
+    if not bool(g_r.any()):
+        return base
     if w.dtype == torch.float32:
         merged = torch.addmm(w, b_g, a)  # (d_out, d_in), a fresh tensor
     else:

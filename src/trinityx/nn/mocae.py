@@ -271,12 +271,23 @@ class MoCaELinear(FastPathMixin, nn.Module):
         sp = self._span(name)
         return self.lora_B_cat[:, sp] @ self.lora_A_cat[sp]
 
+    def gated_factors(self, gates: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """A (R, d_in), B diag(g_r) (d_out, R) and g_r (R,), float32, for fixed gates (K,).
+
+        Every fold of W0 + sum_k g_k s_k B_k A_k starts here (merged_delta, folded decoding in
+        model/folding.py, the PEFT export), so the gate-to-rank expansion is written once.
+        """
+        assert gates.shape[-1:] == (self.num_experts,) and gates.numel() == self.num_experts, (
+            f"gates {tuple(gates.shape)} for {self.num_experts} experts"
+        )
+        R = self.total_rank
+        g_r = gates.reshape(-1).to(self.lora_B_cat.device, torch.float32)[self.rank_to_expert]
+        return self.lora_A_cat[:R].float(), self.lora_B_cat.float() * g_r, g_r
+
     def merged_delta(self, gates: Tensor) -> Tensor:
         """sum_k g_k s_k B_k A_k (d_out, d_in) for fixed gates (K,): exact weight merge."""
-        assert gates.shape == (self.num_experts,), gates.shape
-        R = self.total_rank
-        g_r = gates.to(self.lora_B_cat)[self.rank_to_expert]  # (R,)
-        return (self.lora_B_cat * g_r) @ self.lora_A_cat[:R]  # (d_out, d_in)
+        a, b_g, _ = self.gated_factors(gates)
+        return (b_g @ a).to(self.lora_B_cat.dtype)  # (d_out, d_in)
 
     def extra_repr(self) -> str:
         return (
