@@ -16,8 +16,8 @@ from helpers_mocae import make_adapter, max_diff, peft_logits
 
 from trinityx.model.backbone import load_backbone
 from trinityx.model.baselines.ensemble import OutputEnsemble, build_ensemble
+from trinityx.model.baselines.finetuned import merge_expert
 from trinityx.model.baselines.h3fusion import build_h3fusion, train_gate
-from trinityx.model.baselines.merge import merge_expert
 from trinityx.model.baselines.xlora import build_xlora
 from trinityx.model.inject import load_peft_adapter
 

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from trinityx.model.backbone import Backbone
-from trinityx.model.baselines.merge import load_experts, merge_expert
+from trinityx.model.baselines.finetuned import load_experts, merge_expert
 from trinityx.model.inject import ExpertWeights
 
 

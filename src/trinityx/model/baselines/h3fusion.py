@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from trinityx.model.backbone import Backbone
-from trinityx.model.baselines.merge import add_lora_delta, load_experts, target_linear
+from trinityx.model.baselines.finetuned import add_lora_delta, load_experts, target_linear
 from trinityx.model.inject import ExpertWeights
 
 

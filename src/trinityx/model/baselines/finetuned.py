@@ -1,4 +1,4 @@
-"""Weight merging shared by the baselines: fold s_k B_k A_k of an expert into plain nn.Linear weights.
+"""Fine-tuned models for the baselines: one expert's s_k B_k A_k folded into plain nn.Linear weights.
 
 The baselines (output-level ensemble, H3Fusion-style MoE) need "fine-tuned models", i.e. the
 backbone with an expert's LoRA delta folded into the weights. TrinityX's own exact export lives
