@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from trinityx.serve.app import STATIC, create_app, serve_in_thread
+from trinityx.serve.screenshot import chrome_driver
 from trinityx.serve.served import ServedModel
 from trinityx.serve.serving import Limits
 
@@ -73,36 +74,9 @@ def test_static_files_reference_nothing_outside_the_package():
     assert '"trinityx.serve" = ["static/*"]' in pyproject
 
 
-def _chrome():
-    """A headless Chromium driver, or the reason there is none."""
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        return None, "selenium is not installed (pip install -e '.[dev]')"
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
-    if browser is None or driver is None:
-        return None, "chromium / chromedriver not found (apt-get install chromium chromium-driver)"
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = browser
-    for a in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        "--window-size=1400,1000",
-    ):
-        opts.add_argument(a)
-    try:
-        return webdriver.Chrome(service=Service(driver), options=opts), None
-    except Exception as e:  # a broken install: say so rather than fail the suite
-        return None, f"chromium did not start: {type(e).__name__}: {str(e)[:200]}"
-
-
 def test_playground_in_a_real_browser(url, tmp_path):
     from_env = os.environ.get("TRINITYX_SCREENSHOT_DIR")
-    driver, why = _chrome()
+    driver, why = chrome_driver()
     if driver is None:
         pytest.skip(why)
     from selenium.webdriver.common.by import By
@@ -188,3 +162,16 @@ def test_playground_in_a_real_browser(url, tmp_path):
             shutil.copy(shot, Path(from_env) / "playground.png")
     finally:
         driver.quit()
+
+
+def test_screenshot_tool_saves_the_page_with_both_answers(url, tmp_path):
+    """`python -m trinityx.serve.screenshot` (the README's picture): preset, base beside, PNG."""
+    driver, why = chrome_driver()
+    if driver is None:
+        pytest.skip(why)
+    driver.quit()  # only a check: screenshot() starts its own
+    from trinityx.serve.screenshot import screenshot
+
+    out = screenshot(url, tmp_path / "shot.png", "hello there", "just-right", 8, api_key=KEY,
+                     timeout_s=300)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
