@@ -60,6 +60,24 @@ def test_tiny_experiment_end_to_end_resumes_and_refuses_stale_artifacts(tiny_run
     assert {t.dtype for t in w.values()} == {torch.bfloat16}
     m = TrinityXModel.from_pretrained(shipped)
     assert m.routing == "sequence" and set(m.experts) == {"helpful", "harmless", "honest"}
+    assert (shipped / "experts" / "honest" / "metrics.json").is_file()  # training record travels
+
+    # a new workdir reuses the shipped experts and model (experts.<dim>.path, composes.<n>.path)
+    import copy
+
+    again = copy.deepcopy(cfg)
+    again.ship_to = None
+    for dim, ref in again.experts.items():
+        ref.path = str(shipped / "experts" / dim)
+    again.composes["sequence"].path = str(shipped)
+    work2 = work.parent / "work2"
+    experiment.run(again, work2, data, only=["experts", "composed/sequence"])
+    stamp = json.loads((work2 / "stamps" / "experts__harmless.json").read_text())
+    assert stamp["config_sha256"] and (work2 / "experts/harmless/metrics.json").is_file()
+    assert TrinityXModel.from_pretrained(work2 / "composed/sequence").routing == "sequence"
+    again.experts["honest"].path = str(work / "experts" / "honest")  # another source: refused
+    with pytest.raises(ArtifactError, match="--restart experts/honest"):
+        experiment.run(again, work2, data, only=["experts"])
 
     # a second run reuses every finished step
     before = {p: p.stat().st_mtime for p in (work / "stamps").glob("*.json")}

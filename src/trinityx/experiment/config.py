@@ -29,6 +29,11 @@ class StageRef:
     """YAML file of the stage (e.g. smollm2_hhh/helpful.yaml)."""
     overrides: list[str] = field(default_factory=list)
     """key=value overrides, as on the command line (e.g. top_k=1)."""
+    path: str | None = None
+    """Reuse this finished artifact instead of running the stage (copied into the workdir): an
+    expert artifact or a plain PEFT adapter folder for `experts` (e.g. the shipped model's
+    models/smollm2-hhh/experts/helpful), a composed artifact for `composes`. Run folders do not
+    outlive a machine; a committed artifact does. null = run the stage."""
 
 
 @dataclass

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from trinityx.config_loader import dump_yaml
+from trinityx.config_loader import dump_yaml, resolve_path
 from trinityx.eval.config import CompareConfig
 from trinityx.experiment.config import (
     ExperimentConfig,
@@ -59,9 +59,12 @@ def plan(cfg: ExperimentConfig, workdir: Path, data_dir: Path) -> list[Step]:
     lay = Layout(workdir)
     exclude = _write_eval_prompts(data_dir, lay.root / "eval_prompts.jsonl")
     steps: list[Step] = []
-    for dim in cfg.experts:
+    for dim, ref in cfg.experts.items():
         st = expert_config(cfg, dim, lay, data_dir)
         st.exclude_prompts = exclude
+        if ref.path is not None:
+            steps.append(_adopt(f"experts/{dim}", resolve_path(cfg, ref.path), lay.expert(dim), _is_adapter))
+            continue
         steps.append(Step(f"experts/{dim}", lay.expert(dim), dump_yaml(st),
                           lambda p: (p / "metrics.json").is_file(), lambda st=st: train_expert.run(st)))
     for kind, ref in cfg.judges.items():
@@ -75,9 +78,13 @@ def plan(cfg: ExperimentConfig, workdir: Path, data_dir: Path) -> list[Step]:
             jc = judge_config(kind, lay, data_dir, ref)
             steps.append(Step(f"judges/{kind}", out, dump_yaml(jc),
                               lambda p: (p / "judge.json").is_file(), lambda jc=jc: train_judge.run(jc)))
-    for name in cfg.composes:
+    for name, ref in cfg.composes.items():
         st = compose_config(cfg, name, lay, data_dir)
         st.exclude_prompts = exclude
+        if ref.path is not None:
+            steps.append(_adopt(f"composed/{name}", resolve_path(cfg, ref.path), lay.composed(name),
+                                lambda p: (p / "report.json").is_file()))
+            continue
         steps.append(Step(f"composed/{name}", lay.composed(name), dump_yaml(st),
                           lambda p: (p / "report.json").is_file(), lambda st=st: compose.run(st)))
     for system in cfg.systems:
@@ -99,10 +106,39 @@ def _write_eval_prompts(data_dir: Path, path: Path) -> str:
     return str(path)
 
 
+def _is_adapter(p: Path) -> bool:
+    """A finished expert: a trinityx expert artifact or a plain PEFT adapter folder."""
+    return (p / "metrics.json").is_file() or (p / "adapter_config.json").is_file()
+
+
+def _adopt(name: str, src: str, out: Path, done: Callable[[Path], bool]) -> Step:
+    """A step that copies a finished artifact instead of running its stage; its stamp records the
+    source's path and a hash of its files, so swapping the source for another stops the run."""
+    src_p = Path(src).expanduser()
+
+    def run() -> None:
+        if not done(src_p):
+            raise FileNotFoundError(f"{name}: path {src_p} is not a finished artifact of this "
+                                    "stage (an expert artifact / PEFT adapter, a composed model)")
+        _copy_tree(src_p, out)
+
+    h = hashlib.sha256()
+    for f in sorted(src_p.rglob("*")) if src_p.is_dir() else []:
+        if f.is_file():
+            h.update(f.relative_to(src_p).as_posix().encode() + f.read_bytes())
+    return Step(name, out, f"copy {src_p.resolve()} sha256 {h.hexdigest()}", done, run)
+
+
 def _copy_judge(src: Path, out: Path) -> None:
     if not (src / "judge.json").is_file():
         raise FileNotFoundError(f"{src}/judge.json not found: `judges.<kind>.path` must be a folder "
                                 "written by `trinityx train-judge`")
+    _copy_tree(src, out)
+
+
+def _copy_tree(src: Path, out: Path) -> None:
+    """Copy a folder atomically (a .partial sibling, then one rename)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(src, tmp)

@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 
 SIZE_LIMIT_MB = 20.0
 CARRIED = ("report.md", "report.json", "reliability.png", "routing_heatmap.png")
+EXPERT_META = ("metrics.json", "config.yaml")
+"""Kept beside each shipped expert, so a later run that reuses it (experts.<dim>.path) can still
+say what it was trained on."""
 
 
 def _expert_rows(experts: dict[str, Path]) -> list[str]:
@@ -32,6 +35,10 @@ def _expert_rows(experts: dict[str, Path]) -> list[str]:
         "|---|---|---|---:|---|---|---|",
     ]
     for name, folder in experts.items():
+        if not (folder / "metrics.json").is_file() or not (folder / "config.yaml").is_file():
+            rows.append(f"| {name} | reused adapter ({folder}), trained before this run | — | — "
+                        "| — | — | — |")
+            continue
         m = json.loads((folder / "metrics.json").read_text())
         c = yaml.safe_load((folder / "config.yaml").read_text())
         data = ", ".join(
@@ -58,6 +65,10 @@ def ship(composed: str | Path, out: str | Path, experts: dict[str, str | Path] |
     for name in CARRIED:
         if (composed / name).is_file():
             shutil.copy2(composed / name, out / name)
+    for name, folder in (experts or {}).items():  # what each expert was trained on travels along
+        for meta in EXPERT_META:
+            if (Path(folder) / meta).is_file():
+                shutil.copy2(Path(folder) / meta, out / "experts" / name / meta)
     rep = json.loads((composed / "report.json").read_text())
     cal = rep["calibration"]
     lines = [
