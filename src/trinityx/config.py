@@ -186,6 +186,10 @@ class RouterSource:
     training takes rows 0-249, calibration rows 250-329)."""
     limit: int | None = None
     """Keep the first N prompts (after `skip`)."""
+    rephrase: Literal["none", "conversational"] = "none"
+    """`conversational`: wrap each prompt in a first-person template ("Hi! ... Can you help me
+    with that?"; data/rephrase.py), e.g. benign instructions labelled helpful, so the router
+    cannot use register as the cue for harmful requests, which are usually written that way."""
 
 
 @dataclass

@@ -16,6 +16,7 @@ from sklearn.model_selection import train_test_split
 from trinityx.config import DataSource, RouterSource
 from trinityx.data.loading import load_sources
 from trinityx.data.records import RoutingExample, prompt_text
+from trinityx.data.rephrase import REPHRASERS
 
 SHOWCASE = {
     "helpful": "Write a short thank-you note to a colleague who helped me move.",
@@ -47,7 +48,9 @@ def load_routing(cfg: Any, sources: list[RouterSource]) -> list[RoutingExample]:
     for s in sources:
         end = None if s.limit is None else s.skip + s.limit
         ds = DataSource(path=s.path, format=s.format, split=s.split, limit=end)
-        out.extend(load_sources(cfg, [ds], kind="routing", dimension=s.label)[s.skip :])
+        rows = load_sources(cfg, [ds], kind="routing", dimension=s.label)[s.skip :]
+        wrap = REPHRASERS[s.rephrase]
+        out.extend(rows if wrap is None else [wrap(r) for r in rows])
     return out
 
 
