@@ -10,31 +10,46 @@ import httpx
 import numpy as np
 import pytest
 
-from trinityx.eval import judges as J
-from trinityx.eval import local_judges as L
+from trinityx.eval.judges.base import Judge, JudgeConfigError
+from trinityx.eval.judges.hf_classifier import HFClassifierJudge
+from trinityx.eval.judges.local import train as train_module
+from trinityx.eval.judges.local.backend import LocalJudge
+from trinityx.eval.judges.local.encoders import CachedEncoder, HashingEncoder
+from trinityx.eval.judges.local.features import RefTable
+from trinityx.eval.judges.local.train import train_judge
+from trinityx.eval.judges.local.trained import TrainedJudge
+from trinityx.eval.judges.openai import (
+    OpenAIJudge,
+    parse_pair,
+    parse_safety,
+    parse_yes_no,
+    swap_order,
+    truth_prompt,
+)
+from trinityx.eval.judges.registry import JUDGES, Backend, build_judge
 
 # --------------------------------------------------------------------------- OpenAI-compatible
 
 
 def test_openai_judge_without_config_fails_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(J.JudgeConfigError, match=r"judge\.base_url"):
-        J.OpenAIJudge(model="gpt-4o")
-    with pytest.raises(J.JudgeConfigError, match=r"judge\.model"):
-        J.OpenAIJudge(base_url="http://127.0.0.1:9/v1")
+    with pytest.raises(JudgeConfigError, match=r"judge\.base_url"):
+        OpenAIJudge(model="gpt-4o")
+    with pytest.raises(JudgeConfigError, match=r"judge\.model"):
+        OpenAIJudge(base_url="http://127.0.0.1:9/v1")
     monkeypatch.delenv("TRX_TEST_KEY", raising=False)
-    with pytest.raises(J.JudgeConfigError, match=r"TRX_TEST_KEY is not set.*export TRX_TEST_KEY="):
-        J.OpenAIJudge(base_url="http://127.0.0.1:9/v1", model="m", api_key_env="TRX_TEST_KEY")
-    with pytest.raises(J.JudgeConfigError, match="unknown judge"):
-        J.build_judge("gpt5")
+    with pytest.raises(JudgeConfigError, match=r"TRX_TEST_KEY is not set.*export TRX_TEST_KEY="):
+        OpenAIJudge(base_url="http://127.0.0.1:9/v1", model="m", api_key_env="TRX_TEST_KEY")
+    with pytest.raises(JudgeConfigError, match="unknown judge"):
+        build_judge("gpt5")
 
 
 def test_reply_parsers() -> None:
-    assert J.parse_yes_no(" Yes.") == 1.0 and J.parse_yes_no("no, it is false") == 0.0
-    assert np.isnan(J.parse_yes_no("perhaps"))
-    assert J.parse_safety("Unsafe") == 1.0 and J.parse_safety("safe") == 0.0
-    assert J.parse_pair('"Output (b)"') == "b" and J.parse_pair("(a)") == "a"
-    assert J.parse_pair("both are fine") is None
-    assert J.truth_prompt("Q?", "A.") == "Q: Q?\nA: A.\nTrue:"
+    assert parse_yes_no(" Yes.") == 1.0 and parse_yes_no("no, it is false") == 0.0
+    assert np.isnan(parse_yes_no("perhaps"))
+    assert parse_safety("Unsafe") == 1.0 and parse_safety("safe") == 0.0
+    assert parse_pair('"Output (b)"') == "b" and parse_pair("(a)") == "a"
+    assert parse_pair("both are fine") is None
+    assert truth_prompt("Q?", "A.") == "Q: Q?\nA: A.\nTrue:"
 
 
 def _fake_api(calls: list[dict]) -> httpx.MockTransport:
@@ -70,8 +85,8 @@ def test_openai_judge_prompts_parsing_and_cache(
         api_key_env="TRX_TEST_KEY",
         cache_dir=tmp_path,
     )
-    judge = J.OpenAIJudge(**kw, transport=_fake_api(calls))
-    assert isinstance(judge, J.Judge)
+    judge = OpenAIJudge(**kw, transport=_fake_api(calls))
+    assert isinstance(judge, Judge)
     qs, ans = ["Capital of France?", "Capital of France?"], ["Paris.", "Lyon."]
     assert judge.truthful(qs, ans) == [1.0, 0.0]
     assert calls[0]["messages"][1]["content"] == "Q: Capital of France?\nA: Paris.\nTrue:"
@@ -83,11 +98,11 @@ def test_openai_judge_prompts_parsing_and_cache(
     instr = [f"instruction {i}" for i in range(8)]
     prefs = judge.prefer(instr, ["short"] * 8, ["a much longer answer"] * 8)
     assert prefs == [2.0] * 8  # longer model output wins whichever position it was shown in
-    assert {J.swap_order(i) for i in instr} == {True, False}  # both orders were exercised
+    assert {swap_order(i) for i in instr} == {True, False}  # both orders were exercised
     with pytest.warns(UserWarning, match="unparseable"):
         assert judge.prefer(["tie"], ["same"], ["same"]) == [1.5]
     n = len(calls)
-    again = J.OpenAIJudge(**kw, transport=_fake_api(calls))  # new process, same cache dir
+    again = OpenAIJudge(**kw, transport=_fake_api(calls))  # new process, same cache dir
     assert again.truthful(qs, ans) == [1.0, 0.0] and len(calls) == n
     assert "sk-test" not in (tmp_path / "openai_judge_cache.jsonl").read_text()
 
@@ -95,7 +110,7 @@ def test_openai_judge_prompts_parsing_and_cache(
 def test_openai_judge_http_error_names_status(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRX_TEST_KEY", "sk-test")
     bad = httpx.MockTransport(lambda r: httpx.Response(401, json={"error": "invalid key"}))
-    judge = J.OpenAIJudge("http://judge.invalid/v1", "m", "TRX_TEST_KEY", transport=bad)
+    judge = OpenAIJudge("http://judge.invalid/v1", "m", "TRX_TEST_KEY", transport=bad)
     with pytest.raises(RuntimeError, match="returned 401"):
         judge.truthful(["q"], ["a"])
 
@@ -135,13 +150,13 @@ def _tiny_classifier(path: Path) -> Path:
 
 def test_hf_classifier_judge_returns_probabilities(tmp_path: Path) -> None:
     path = _tiny_classifier(tmp_path / "clf")
-    judge = J.build_judge("hf_classifier", path=path, unsafe_label="UNSAFE", batch_size=2)
+    judge = build_judge("hf_classifier", path=path, unsafe_label="UNSAFE", batch_size=2)
     p = judge.harmful(["how do i make a bomb"] * 3, ["sorry cannot help", "a knife", "make a bomb"])
     assert len(p) == 3 and all(0.0 <= x <= 1.0 for x in p)
-    by_index = J.HFClassifierJudge(path, unsafe_label=0).harmful(["how"], ["sorry"])[0]
+    by_index = HFClassifierJudge(path, unsafe_label=0).harmful(["how"], ["sorry"])[0]
     assert by_index == pytest.approx(1 - judge.harmful(["how"], ["sorry"])[0], abs=1e-6)
-    with pytest.raises(J.JudgeConfigError, match="not in"):
-        J.HFClassifierJudge(path, unsafe_label="toxic")
+    with pytest.raises(JudgeConfigError, match="not in"):
+        HFClassifierJudge(path, unsafe_label="toxic")
     with pytest.raises(NotImplementedError, match="cannot judge truthfulness"):
         judge.truthful(["q"], ["a"])
 
@@ -221,8 +236,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("judges")
     data = _synthetic_data(root / "data")
     for kind in OLD_KINDS:
-        L.train_judge(
-            kind, data, root / "judges" / kind, encoder=L.HashingEncoder(64), cache_dir=root / "emb"
+        train_judge(
+            kind, data, root / "judges" / kind, encoder=HashingEncoder(64), cache_dir=root / "emb"
         )
     return root
 
@@ -246,14 +261,14 @@ def test_local_judge_artifact_and_round_trip(trained: Path, kind: str) -> None:
         "pairwise": (["task 1", "task 3"], ["vague text", "detailed helpful answer"], ["detailed helpful answer", "vague text"]),
         "harm": (["request", "request"], ["sorry I refuse", "sure weapon steps"]),
     }.get(kind, (["question 3?", "question 3?"], ["correct reply", "wrong reply"]))  # fmt: skip
-    first = L.TrainedJudge.load(out, encoder=L.HashingEncoder(64)).predict_proba(*cols)
-    second = L.TrainedJudge.load(out).predict_proba(*cols)  # encoder rebuilt from judge.json
+    first = TrainedJudge.load(out, encoder=HashingEncoder(64)).predict_proba(*cols)
+    second = TrainedJudge.load(out).predict_proba(*cols)  # encoder rebuilt from judge.json
     np.testing.assert_array_equal(first, second)
     assert first[0] > 0.5 > first[1] if kind != "harm" else first[1] > 0.5 > first[0]
 
 
 def test_local_judge_interface_and_retrain_overwrites(trained: Path) -> None:
-    judge = J.build_judge(
+    judge = build_judge(
         "local", path=trained / "judges", hard_preferences=False, prefer_head="pairwise"
     )
     assert judge.truthful(["question 1?"], ["correct reply"])[0] > 0.5
@@ -261,15 +276,15 @@ def test_local_judge_interface_and_retrain_overwrites(trained: Path) -> None:
     assert judge.harmful(["r"], ["sure weapon steps"])[0] > 0.5
     pref = judge.prefer(["task 5"], ["vague text"], ["detailed helpful answer"])[0]
     assert 1.5 < pref <= 2.0
-    hard = J.LocalJudge(trained / "judges", prefer_head="pairwise")
+    hard = LocalJudge(trained / "judges", prefer_head="pairwise")
     assert hard.prefer(["task 5"], ["vague text"], ["detailed helpful answer"]) == [2.0]
-    single = J.LocalJudge(trained / "judges" / "harm")
+    single = LocalJudge(trained / "judges" / "harm")
     with pytest.raises(NotImplementedError, match="'harm' judge"):
         single.truthful(["q"], ["a"])
     with pytest.raises(ValueError, match="encoder"):
-        L.TrainedJudge.load(trained / "judges" / "truth", encoder=L.HashingEncoder(32))
-    again = L.train_judge(
-        "truth", trained / "data", trained / "judges" / "truth", encoder=L.HashingEncoder(64)
+        TrainedJudge.load(trained / "judges" / "truth", encoder=HashingEncoder(32))
+    again = train_judge(
+        "truth", trained / "data", trained / "judges" / "truth", encoder=HashingEncoder(64)
     )
     assert (again / "judge.json").is_file()
     assert not [p for p in again.parent.iterdir() if p.name.startswith(".")]  # temp dirs cleaned
@@ -278,15 +293,15 @@ def test_local_judge_interface_and_retrain_overwrites(trained: Path) -> None:
 def test_embedding_cache_persists(tmp_path: Path) -> None:
     calls: list[int] = []
 
-    class Counting(L.HashingEncoder):
+    class Counting(HashingEncoder):
         def __call__(self, texts):  # noqa: ANN001, ANN204
             calls.append(len(texts))
             return super().__call__(texts)
 
-    enc = L.CachedEncoder(Counting(16), tmp_path)
+    enc = CachedEncoder(Counting(16), tmp_path)
     a = enc(["x y", "x y", "z"])
     assert calls == [2] and a.shape == (3, 16)
-    b = L.CachedEncoder(Counting(16), tmp_path)(["z", "x y"])
+    b = CachedEncoder(Counting(16), tmp_path)(["z", "x y"])
     assert calls == [2] and np.array_equal(b, a[[2, 0]])
 
 
@@ -294,7 +309,8 @@ def test_train_judge_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     from trinityx.stages import train_judge as stage
 
     data = _synthetic_data(tmp_path / "data")
-    monkeypatch.setattr(L, "SentenceEncoder", lambda: L.HashingEncoder(32))  # no wheel in tests
+    # no MiniLM wheel in tests
+    monkeypatch.setattr(train_module, "SentenceEncoder", lambda: HashingEncoder(32))
     out = stage.run(
         stage.TrainJudgeConfig("pairwise", str(data), str(tmp_path / "pw"), max_rows=50)
     )
@@ -304,8 +320,8 @@ def test_train_judge_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_real_data_local_judge_smoke(shared_data: Path, tmp_path: Path) -> None:
-    out = L.train_judge(
-        "truth", shared_data, tmp_path / "t", encoder=L.HashingEncoder(64), max_rows=600
+    out = train_judge(
+        "truth", shared_data, tmp_path / "t", encoder=HashingEncoder(64), max_rows=600
     )
     meta = json.loads((out / "judge.json").read_text())
     assert meta["data_files"][0]["path"] == "truthfulqa/finetune_truth.jsonl"
@@ -315,9 +331,9 @@ def test_real_data_local_judge_smoke(shared_data: Path, tmp_path: Path) -> None:
 def test_reference_table_features() -> None:
     from trinityx.eval.benchmarks import TruthfulQAGenItem
 
-    enc = L.HashingEncoder(32)
+    enc = HashingEncoder(32)
     item = TruthfulQAGenItem("Sky colour?", "blue", ("blue sky",), ("green", "red"))
-    table = L.RefTable.build([item], enc)
+    table = RefTable.build([item], enc)
     feats = table.features(["Sky colour? ", "Unknown?"], enc(["blue", "blue"]))
     assert feats[0, 0] == 1.0 and feats[0, 3] > 0  # known question: closer to a true reference
     assert not feats[1].any()  # unknown question: no reference signal at all
@@ -335,7 +351,7 @@ def test_one_registry_serves_the_eval_stage_and_the_tests(monkeypatch, tmp_path)
         def __init__(self, **kwargs) -> None:
             made.append(kwargs)
 
-    monkeypatch.setitem(J.JUDGES, "openai", J.Backend(Recording, J.JUDGES["openai"].from_settings))
+    monkeypatch.setitem(JUDGES, "openai", Backend(Recording, JUDGES["openai"].from_settings))
     cfg = from_dict(
         EvalConfig,
         {
@@ -350,4 +366,4 @@ def test_one_registry_serves_the_eval_stage_and_the_tests(monkeypatch, tmp_path)
     assert isinstance(routed.judges["harmful"], Recording) and len(made) == 1  # built once
     assert made[0]["base_url"] == "http://127.0.0.1:9/v1" and made[0]["seed"] == 7
     assert made[0]["cache_dir"] == tmp_path / "cache" / "judge"
-    assert isinstance(J.build_judge("openai"), Recording)
+    assert isinstance(build_judge("openai"), Recording)

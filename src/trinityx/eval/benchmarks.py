@@ -5,7 +5,7 @@ never parses raw files. Every malformed input raises ``ValueError`` naming the f
 and the field, so a broken download is fixed at the edge instead of surfacing as a wrong number.
 
 Splits follow the prior MoE work (H3Fusion): TruthfulQA in file order, first 408 = train, last
-409 = test, no shuffling. The local-judge training readers live in ``trinityx.eval.judge_data`` and
+409 = test, no shuffling. The local-judge training readers live in ``trinityx.eval.judges.local.data`` and
 are re-exported here.
 """
 
@@ -17,13 +17,6 @@ from pathlib import Path
 
 from trinityx.data.readers import read_hh_rlhf as read_pairs
 from trinityx.data.records import MCQuestion, PreferencePair
-from trinityx.eval.judge_data import (
-    JudgeExample,
-    PairwiseAnnotation,
-    read_judge_finetune,
-    read_pairwise_annotations,
-    read_spard_pairs,
-)
 from trinityx.eval.raw_files import iter_jsonl, load_json_list, require_file, str_field
 
 __all__ = [
@@ -37,16 +30,11 @@ __all__ = [
     "TRUTHFULQA_TOTAL",
     "AlpacaEvalItem",
     "BeaverTailsPrompt",
-    "JudgeExample",
-    "PairwiseAnnotation",
     "TruthfulQAGenItem",
     "iter_jsonl",
     "read_alpaca_eval",
     "read_beavertails_eval",
     "read_hh_rlhf",
-    "read_judge_finetune",
-    "read_pairwise_annotations",
-    "read_spard_pairs",
     "read_truthfulqa_gen",
     "read_truthfulqa_mc",
     "truthfulqa_preamble",

@@ -18,7 +18,7 @@ import numpy as np
 
 from trinityx.data.records import PreferencePair
 from trinityx.eval import metrics as M
-from trinityx.eval.judge_data import read_spard_pairs
+from trinityx.eval.judges.local.data import read_spard_pairs
 from trinityx.eval.raw_files import iter_jsonl, load_json_list, require_file, str_field
 
 DO_NOT_ANSWER = "refusal/do_not_answer.jsonl"
