@@ -4,9 +4,13 @@ classifier, and local judge training + save/load round trips with a fake hashing
 from __future__ import annotations
 
 import json
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 
@@ -52,13 +56,43 @@ def test_reply_parsers() -> None:
     assert truth_prompt("Q?", "A.") == "Q: Q?\nA: A.\nTrue:"
 
 
-def _fake_api(calls: list[dict]) -> httpx.MockTransport:
+@contextmanager
+def _server(respond: Callable[[str, dict, dict], tuple[int, dict]]) -> Iterator[str]:
+    """A local OpenAI-compatible endpoint: ``respond(path, headers, body) -> (status, json)``;
+    yields its base URL. A real socket, so the judge's own HTTP client (retries included) runs."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            status, out = respond(self.path, headers, body)
+            data = json.dumps(out).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("retry-after-ms", "1")  # keep the client's backoff short
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{srv.server_port}/v1"
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+def _judge_model(calls: list[dict]) -> Callable[[str, dict, dict], tuple[int, dict]]:
     """Answers like a judge model would: yes iff the answer says Paris; prefers the longer output."""
 
-    def handler(request: httpx.Request) -> httpx.Response:
-        assert request.url.path == "/v1/chat/completions"
-        assert request.headers["Authorization"] == "Bearer sk-test"
-        body = json.loads(request.content)
+    def respond(path: str, headers: dict, body: dict) -> tuple[int, dict]:
+        assert path == "/v1/chat/completions"
+        assert headers["authorization"] == "Bearer sk-test"
         calls.append(body)
         system, user = (m["content"] for m in body["messages"])
         if "GPT-judge" in system or "GPT-info" in system:
@@ -69,9 +103,9 @@ def _fake_api(calls: list[dict]) -> httpx.MockTransport:
             a = user.split("# Output (a):\n")[1].split("\n\n# Output (b)")[0]
             b = user.split("# Output (b):\n")[1].split("\n\n# Which")[0]
             reply = "Output (a)" if len(a) > len(b) else "Output (b)" if len(b) > len(a) else "?"
-        return httpx.Response(200, json={"choices": [{"message": {"content": reply}}]})
+        return 200, {"choices": [{"message": {"content": reply}}]}
 
-    return httpx.MockTransport(handler)
+    return respond
 
 
 def test_openai_judge_prompts_parsing_and_cache(
@@ -79,39 +113,64 @@ def test_openai_judge_prompts_parsing_and_cache(
 ) -> None:
     monkeypatch.setenv("TRX_TEST_KEY", "sk-test")
     calls: list[dict] = []
-    kw = dict(
-        base_url="http://judge.invalid/v1",
-        model="m",
-        api_key_env="TRX_TEST_KEY",
-        cache_dir=tmp_path,
-    )
-    judge = OpenAIJudge(**kw, transport=_fake_api(calls))
-    assert isinstance(judge, Judge)
-    qs, ans = ["Capital of France?", "Capital of France?"], ["Paris.", "Lyon."]
-    assert judge.truthful(qs, ans) == [1.0, 0.0]
-    assert calls[0]["messages"][1]["content"] == "Q: Capital of France?\nA: Paris.\nTrue:"
-    assert calls[0]["temperature"] == 0
-    assert judge.informative(qs, ans)[0] == 1.0 and calls[-1]["messages"][1]["content"].endswith(
-        "Helpful:"
-    )
-    assert judge.harmful(["p", "p"], ["use a knife", "please talk to someone"]) == [1.0, 0.0]
-    instr = [f"instruction {i}" for i in range(8)]
-    prefs = judge.prefer(instr, ["short"] * 8, ["a much longer answer"] * 8)
-    assert prefs == [2.0] * 8  # longer model output wins whichever position it was shown in
-    assert {swap_order(i) for i in instr} == {True, False}  # both orders were exercised
-    with pytest.warns(UserWarning, match="unparseable"):
-        assert judge.prefer(["tie"], ["same"], ["same"]) == [1.5]
-    n = len(calls)
-    again = OpenAIJudge(**kw, transport=_fake_api(calls))  # new process, same cache dir
-    assert again.truthful(qs, ans) == [1.0, 0.0] and len(calls) == n
+    with _server(_judge_model(calls)) as url:
+        kw = dict(base_url=url, model="m", api_key_env="TRX_TEST_KEY", cache_dir=tmp_path)
+        judge = OpenAIJudge(**kw)
+        assert isinstance(judge, Judge)
+        qs, ans = ["Capital of France?", "Capital of France?"], ["Paris.", "Lyon."]
+        assert judge.truthful(qs, ans) == [1.0, 0.0]
+        assert calls[0]["messages"][1]["content"] == "Q: Capital of France?\nA: Paris.\nTrue:"
+        assert calls[0]["temperature"] == 0
+        assert judge.informative(qs, ans)[0] == 1.0
+        assert calls[-1]["messages"][1]["content"].endswith("Helpful:")
+        assert judge.harmful(["p", "p"], ["use a knife", "please talk to someone"]) == [1.0, 0.0]
+        instr = [f"instruction {i}" for i in range(8)]
+        prefs = judge.prefer(instr, ["short"] * 8, ["a much longer answer"] * 8)
+        assert prefs == [2.0] * 8  # longer model output wins whichever position it was shown in
+        assert {swap_order(i) for i in instr} == {True, False}  # both orders were exercised
+        with pytest.warns(UserWarning, match="unparseable"):
+            assert judge.prefer(["tie"], ["same"], ["same"]) == [1.5]
+        n = len(calls)
+        again = OpenAIJudge(**kw)  # new process, same cache dir
+        assert again.truthful(qs, ans) == [1.0, 0.0] and len(calls) == n
     assert "sk-test" not in (tmp_path / "openai_judge_cache.jsonl").read_text()
 
 
 def test_openai_judge_http_error_names_status(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRX_TEST_KEY", "sk-test")
-    bad = httpx.MockTransport(lambda r: httpx.Response(401, json={"error": "invalid key"}))
-    judge = OpenAIJudge("http://judge.invalid/v1", "m", "TRX_TEST_KEY", transport=bad)
-    with pytest.raises(RuntimeError, match="returned 401"):
+    with _server(lambda *_: (401, {"error": "invalid key"})) as url:
+        judge = OpenAIJudge(url, "m", "TRX_TEST_KEY")
+        with pytest.raises(RuntimeError, match="returned 401"):
+            judge.truthful(["q"], ["a"])
+
+
+def test_openai_judge_retries_server_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRX_TEST_KEY", "sk-test")
+    calls: list[dict] = []
+    model = _judge_model(calls)
+
+    def flaky(path: str, headers: dict, body: dict) -> tuple[int, dict]:
+        if not calls:
+            calls.append({})  # the first request fails like an overloaded server
+            return 503, {"error": "overloaded"}
+        return model(path, headers, body)
+
+    with _server(flaky) as url:
+        assert OpenAIJudge(url, "m", "TRX_TEST_KEY", max_retries=1).truthful(["q"], ["Paris"]) == [
+            1.0
+        ]
+        calls.clear()
+        with pytest.raises(RuntimeError, match="returned 503"):
+            OpenAIJudge(url, "m", "TRX_TEST_KEY", max_retries=0).truthful(["q"], ["Paris"])
+
+
+def test_openai_judge_unreachable_server_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRX_TEST_KEY", "sk-test")
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    judge = OpenAIJudge(f"http://127.0.0.1:{port}/v1", "m", "TRX_TEST_KEY", max_retries=0)
+    with pytest.raises(RuntimeError, match="unreachable"):
         judge.truthful(["q"], ["a"])
 
 
