@@ -117,6 +117,33 @@ class GenerationMixin:
         from the prompt only, when scoring prompt + response). Not wrapped in no_grad, so the
         router LM loss can backpropagate; wrap it yourself for inference.
         """
+        return self.teacher_forced(
+            input_ids,
+            attention_mask,
+            hhh_weights=hhh_weights,
+            weight_mode=weight_mode,
+            allow_negative=allow_negative,
+            top_k=top_k,
+            gates=gates,
+            refusal_tau=refusal_tau,
+        ).logits
+
+    def teacher_forced(
+        self,
+        input_ids: Tensor,
+        attention_mask: Tensor | None = None,
+        *,
+        labels: Tensor | None = None,
+        hhh_weights=None,
+        weight_mode: str = "multiply",
+        allow_negative: bool = False,
+        top_k: int | None = None,
+        gates: Tensor | None = None,
+        refusal_tau: float | None = None,
+    ):  # noqa: ANN201 (the backbone's CausalLMOutput)
+        """The backbone's teacher-forced output under the composition rules of `logits`; with
+        `labels` (B, T; -100 = not scored) its ``.loss`` is Hugging Face's causal-LM loss (the
+        mean next-token NLL, shifted inside the model), so callers never shift by hand."""
         ids = input_ids.to(self.device)
         mask = (torch.ones_like(ids) if attention_mask is None else attention_mask).to(self.device)
         if gates is not None:
@@ -126,8 +153,12 @@ class GenerationMixin:
                 ids, mask, hhh_weights, weight_mode, allow_negative, top_k, refusal_tau=refusal_tau
             )[0]
         with self._routing(**fields):
-            out = self.model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask))
-        return out.logits
+            return self.model(
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=position_ids(mask),
+                labels=None if labels is None else labels.to(self.device),
+            )
 
     @torch.no_grad()
     def generate(
