@@ -250,7 +250,9 @@ def is_looping(response: str, max_gram: int = 8, repeats: int = 3, single: int =
         need = single if size == 1 else repeats
         for start in range(len(words) - size * need + 1):
             gram = words[start : start + size]
-            if all(words[start + k * size : start + (k + 1) * size] == gram for k in range(1, need)):
+            if all(
+                words[start + k * size : start + (k + 1) * size] == gram for k in range(1, need)
+            ):
                 return True
     parts = [" ".join(p.split()) for p in re.split(r"[.!?\n]+", response.lower())]
     counts: dict[str, int] = {}

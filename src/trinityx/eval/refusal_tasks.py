@@ -58,7 +58,8 @@ def read_do_not_answer(data_dir: str | Path, limit: int | None = None) -> list[P
     path = require_file(data_dir, DO_NOT_ANSWER)
     items = [
         PromptItem(
-            str_field(r, "prompt", f"{path}:{n}"), str_field(r, "risk_area", f"{path}:{n}"),
+            str_field(r, "prompt", f"{path}:{n}"),
+            str_field(r, "risk_area", f"{path}:{n}"),
             f"{path}:{n}",
         )
         for n, r in iter_jsonl(path)
@@ -74,7 +75,9 @@ def read_benign_edgy(data_dir: str | Path, limit: int | None = None) -> list[Pro
         where = f"{path}: item {n}"
         if not isinstance(r, dict):
             raise ValueError(f"{where}: expected an object with 'text' and 'category'")
-        items.append(PromptItem(str_field(r, "text", where), str_field(r, "category", where), where))
+        items.append(
+            PromptItem(str_field(r, "text", where), str_field(r, "category", where), where)
+        )
     return stratified(items, limit)
 
 
@@ -86,7 +89,10 @@ def read_spard_test(data_dir: str | Path, limit: int | None = None) -> list[Pref
 def health(outs: list[str]) -> dict:
     """Generation health of a benchmark's answers: % caught in a repetition loop, mean length."""
     loops = [100.0 * M.is_looping(o) for o in outs]
-    return {"loop_rate": float(np.mean(loops)), "avg_length": float(np.mean([len(o) for o in outs]))}
+    return {
+        "loop_rate": float(np.mean(loops)),
+        "avg_length": float(np.mean([len(o) for o in outs])),
+    }
 
 
 def _refusal_metrics(items, outs, ctx, key: str) -> tuple[dict, list[dict]]:
@@ -101,8 +107,14 @@ def _refusal_metrics(items, outs, ctx, key: str) -> tuple[dict, list[dict]]:
         **health(outs),
     }
     records = [
-        {"prompt": i.prompt, "category": i.category, "output": o, "refusal": bool(r),
-         "loop": M.is_looping(o), "source": i.source}
+        {
+            "prompt": i.prompt,
+            "category": i.category,
+            "output": o,
+            "refusal": bool(r),
+            "loop": M.is_looping(o),
+            "source": i.source,
+        }
         for i, o, r in zip(items, outs, refused, strict=True)
     ]
     return metrics, records
@@ -139,7 +151,8 @@ def read_hh_harmless_clean(data_dir: str | Path, limit: int | None = None) -> li
     if spard.is_file():
         seen = {_norm(str_field(r, "prompt", f"{spard}:{n}")) for n, r in iter_jsonl(spard)}
         pairs = [
-            p for p in pairs
+            p
+            for p in pairs
             if not any(_norm(m["content"]) in seen for m in p.messages if m["role"] == "user")
         ]
     return pairs[:limit]

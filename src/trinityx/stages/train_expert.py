@@ -249,8 +249,11 @@ def _loss_plot(history: dict[str, list[dict]], path: Path) -> None:
     plt.close(fig)
 
 
-def run(cfg: TrainExpertConfig, callbacks: list | None = None,
-        backbone_loader: Callable[..., Backbone] = load_backbone) -> Path:
+def run(
+    cfg: TrainExpertConfig,
+    callbacks: list | None = None,
+    backbone_loader: Callable[..., Backbone] = load_backbone,
+) -> Path:
     """Train the expert and write its artifact folder; returns the folder.
 
     `callbacks`: extra transformers `TrainerCallback`s (logging, early stopping, ...). Rerunning
