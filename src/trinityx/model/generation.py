@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+from transformers.utils import ModelOutput
 
 from trinityx.data.formatting import prompt_string
 from trinityx.model.folding import FOLD_MIN_NEW_TOKENS, foldable, folded_view, shared_gates
@@ -99,34 +100,16 @@ class GenerationMixin:
         }
         return fields, prefs, None, None
 
-    def logits(
-        self,
-        input_ids: Tensor,
-        attention_mask: Tensor | None = None,
-        *,
-        hhh_weights=None,
-        weight_mode: str = "multiply",
-        allow_negative: bool = False,
-        top_k: int | None = None,
-        gates: Tensor | None = None,
-        refusal_tau: float | None = None,
-    ) -> Tensor:
+    def logits(self, input_ids: Tensor, attention_mask: Tensor | None = None, **routing) -> Tensor:
         """Teacher-forced logits (B, T, V) under the same composition rules as `generate`.
 
-        gates (K,) / (B, K) / (B, T, K) overrides everything (e.g. sequence-mode gates computed
-        from the prompt only, when scoring prompt + response). Not wrapped in no_grad, so the
-        router LM loss can backpropagate; wrap it yourself for inference.
+        `routing` is `teacher_forced`'s: hhh_weights / weight_mode / allow_negative / top_k /
+        refusal_tau, or gates (K,) / (B, K) / (B, T, K), which override everything (e.g.
+        sequence-mode gates computed from the prompt only, when scoring prompt + response). Not
+        wrapped in no_grad, so the router LM loss can backpropagate; wrap it yourself for
+        inference.
         """
-        return self.teacher_forced(
-            input_ids,
-            attention_mask,
-            hhh_weights=hhh_weights,
-            weight_mode=weight_mode,
-            allow_negative=allow_negative,
-            top_k=top_k,
-            gates=gates,
-            refusal_tau=refusal_tau,
-        ).logits
+        return self.teacher_forced(input_ids, attention_mask, **routing).logits
 
     def teacher_forced(
         self,
@@ -140,7 +123,7 @@ class GenerationMixin:
         top_k: int | None = None,
         gates: Tensor | None = None,
         refusal_tau: float | None = None,
-    ):  # noqa: ANN201 (the backbone's CausalLMOutput)
+    ) -> ModelOutput:
         """The backbone's teacher-forced output under the composition rules of `logits`; with
         `labels` (B, T; -100 = not scored) its ``.loss`` is Hugging Face's causal-LM loss (the
         mean next-token NLL, shifted inside the model), so callers never shift by hand."""

@@ -41,26 +41,21 @@ columns, no records) are never skipped.
 
 One file per data set holds its row parser and its named reader (`alpaca.read_alpaca`,
 `truthfulqa.read_truthfulqa`, `beavertails.read_beavertails_pairs`, `hh_rlhf.read_hh_rlhf`,
-`generic.read_jsonl`, `hf.read_hf`); `base` has the shared error/report/bad-row machinery and
-`formats` the table of row formats. This module picks among them.
+`generic.read_jsonl`, `hf.read_hf`); `base` has the shared error/report/bad-row machinery,
+`files` the file loop they all run (`read_file`), `formats` the table of row formats. This module
+picks among them.
 """
 
 from __future__ import annotations
 
 import re
 from contextlib import closing
+from functools import partial
 from pathlib import Path
 
-from trinityx.data.readers.base import (
-    DataError,
-    ReadReport,
-    Record,
-    RowSink,
-    check_args,
-    check_path,
-    iter_jsonl,
-)
-from trinityx.data.readers.formats import detect_row_format, read_rows_file
+from trinityx.data.readers.base import DataError, ReadReport, Record, RowSink, check_args
+from trinityx.data.readers.files import check_path, iter_jsonl, read_file
+from trinityx.data.readers.formats import detect_row_format, records_from_rows
 from trinityx.data.readers.hf import HubUnavailableError, read_hf
 from trinityx.data.readers.truthfulqa import read_truthfulqa_csv
 
@@ -172,4 +167,5 @@ def read_records(
             f"{src}: answers={answers!r} applies to TruthfulQA CSVs only (this file reads as "
             f"format {fmt!r}); remove `answers` from this data source"
         )
-    return read_rows_file(path_or_id, fmt, kind, split, dimension, skip_bad_rows, report)
+    to_records = partial(records_from_rows, fmt=fmt)
+    return read_file(path_or_id, to_records, kind, split, dimension, skip_bad_rows, report)

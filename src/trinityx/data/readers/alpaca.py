@@ -3,19 +3,11 @@ examples for the helpful expert; the prompt is formatted as Alpaca formats it.""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, cast
 
-from trinityx.data.readers.base import (
-    DataError,
-    ReadReport,
-    Record,
-    RowSink,
-    get_str,
-    parse_rows,
-    read_file,
-)
+from trinityx.data.readers.base import DataError, ReadReport, get_str
+from trinityx.data.readers.files import one_record_per_row, read_file
 from trinityx.data.records import SFTExample, user_prompt
 
 DIMENSION = "helpful"
@@ -37,17 +29,8 @@ def alpaca_record(row: dict[str, Any], where: str, dimension: str | None) -> SFT
     return SFTExample(user_prompt(text), output, dimension, where)
 
 
-def rows_to_records(
-    rows: Iterable[tuple[str, dict[str, Any]]],
-    *,
-    kind: str | None,
-    sink: RowSink,
-    split: str | None = None,
-    dimension: str | None = None,
-) -> list[Record]:
-    """Alpaca rows as records of `kind`, labelled `dimension` (default helpful)."""
-    dim = dimension if dimension is not None else DIMENSION
-    return parse_rows(rows, lambda row, where: alpaca_record(row, where, dim), kind, sink)
+# Alpaca rows as records of `kind`, labelled `dimension` (default helpful).
+rows_to_records = one_record_per_row(alpaca_record, DIMENSION)
 
 
 def read_alpaca(

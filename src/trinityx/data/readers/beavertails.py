@@ -8,16 +8,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, cast
 
-from trinityx.data.readers.base import (
-    DataError,
-    ReadReport,
-    Record,
-    RowSink,
-    convert,
-    get_str,
-    parse_rows,
-    read_file,
-)
+from trinityx.data.readers.base import DataError, ReadReport, Record, RowSink, convert, get_str
+from trinityx.data.readers.files import one_record_per_row, read_file
 from trinityx.data.records import PreferencePair, SFTExample, user_prompt
 
 DIMENSION = "harmless"
@@ -74,17 +66,8 @@ def pair_safe_unsafe(
     return pairs, total - 2 * len(pairs)
 
 
-def pair_rows_to_records(
-    rows: Iterable[tuple[str, dict[str, Any]]],
-    *,
-    kind: str | None,
-    sink: RowSink,
-    split: str | None = None,
-    dimension: str | None = None,
-) -> list[Record]:
-    """{prompt, safe, unsafe} rows as records of `kind` (chosen = safe), labelled `dimension`."""
-    dim = dimension if dimension is not None else DIMENSION
-    return parse_rows(rows, lambda row, where: beavertails_pair_record(row, where, dim), kind, sink)
+# {prompt, safe, unsafe} rows as records of `kind` (chosen = safe), labelled `dimension`.
+pair_rows_to_records = one_record_per_row(beavertails_pair_record, DIMENSION)
 
 
 def qa_rows_to_records(

@@ -7,11 +7,11 @@ this table, so a Hub copy of BeaverTails or hh-rlhf gives exactly the records it
 from __future__ import annotations
 
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 from trinityx.data.readers import alpaca, beavertails, generic, hh_rlhf
-from trinityx.data.readers.base import ReadReport, Record, RowReader, RowSink, read_file
+from trinityx.data.readers.base import Record, RowSink
+from trinityx.data.readers.files import RowReader
 
 ROW_READERS: dict[str, RowReader] = {
     "alpaca": alpaca.rows_to_records,
@@ -60,20 +60,3 @@ def records_from_rows(
             f"{fmt} data is split by file, so read the file of the split you want"
         )
     return ROW_READERS[fmt](rows, kind=kind, sink=sink, split=split, dimension=dimension)
-
-
-def read_rows_file(
-    path: str | Path,
-    fmt: str,
-    kind: str | None,
-    split: str | None,
-    dimension: str | None,
-    skip_bad_rows: bool,
-    report: ReadReport | None,
-) -> list[Record]:
-    """A JSON-array or JSONL file through the row reader of format `fmt`."""
-
-    def to_records(rows: Iterable[tuple[str, dict[str, Any]]], **kw: Any) -> list[Record]:
-        return records_from_rows(rows, fmt, **kw)
-
-    return read_file(path, to_records, kind, split, dimension, skip_bad_rows, report)

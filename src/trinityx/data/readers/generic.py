@@ -18,9 +18,8 @@ from trinityx.data.readers.base import (
     check_dimension,
     check_messages,
     get_str,
-    parse_rows,
-    read_file,
 )
+from trinityx.data.readers.files import parse_rows, read_file
 from trinityx.data.records import Message, PreferencePair, RoutingExample, SFTExample, user_prompt
 
 SFT_NEED = "SFT rows need 'prompt' and 'response', or 'messages'"

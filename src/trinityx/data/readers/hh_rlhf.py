@@ -4,19 +4,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, cast
 
-from trinityx.data.readers.base import (
-    DataError,
-    ReadReport,
-    Record,
-    RowSink,
-    get_str,
-    parse_rows,
-    read_file,
-)
+from trinityx.data.readers.base import DataError, ReadReport, get_str
+from trinityx.data.readers.files import one_record_per_row, read_file
 from trinityx.data.records import Message, PreferencePair
 
 DIMENSION = "harmless"
@@ -104,17 +96,8 @@ def hh_record(row: dict[str, Any], where: str, dimension: str | None) -> Prefere
     return PreferencePair(tuple(messages), reply(chosen), reply(rejected), dimension, where)
 
 
-def rows_to_records(
-    rows: Iterable[tuple[str, dict[str, Any]]],
-    *,
-    kind: str | None,
-    sink: RowSink,
-    split: str | None = None,
-    dimension: str | None = None,
-) -> list[Record]:
-    """hh-rlhf rows as records of `kind`, labelled `dimension` (default harmless)."""
-    dim = dimension if dimension is not None else DIMENSION
-    return parse_rows(rows, lambda row, where: hh_record(row, where, dim), kind, sink)
+# hh-rlhf rows as records of `kind`, labelled `dimension` (default harmless).
+rows_to_records = one_record_per_row(hh_record, DIMENSION)
 
 
 def read_hh_rlhf(

@@ -17,11 +17,10 @@ from trinityx.data.readers.base import (
     Record,
     RowSink,
     check_args,
-    check_path,
     convert,
     get_str,
-    open_text,
 )
+from trinityx.data.readers.files import check_path, open_text
 from trinityx.data.records import PreferencePair, SFTExample, user_prompt
 
 DIMENSION = "honest"
