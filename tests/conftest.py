@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")  # tiny models: thread contention costs more than it gives
+os.environ.setdefault(
+    "OMP_NUM_THREADS", "1"
+)  # tiny models: thread contention costs more than it gives
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")

@@ -29,8 +29,12 @@ def _make_experts(tmp_path: Path, backbone_cfg) -> dict[str, str]:
     for i, name in enumerate(NAMES):
         torch.manual_seed(i)
         base = load_backbone(backbone_cfg).model
-        cfg = LoraConfig(r=2 + i, lora_alpha=4, target_modules=["q_proj", "v_proj", "down_proj"],
-                         init_lora_weights=False)
+        cfg = LoraConfig(
+            r=2 + i,
+            lora_alpha=4,
+            target_modules=["q_proj", "v_proj", "down_proj"],
+            init_lora_weights=False,
+        )
         folder = tmp_path / "experts" / name
         get_peft_model(base, cfg).save_pretrained(folder)
         out[name] = str(folder)
@@ -42,10 +46,16 @@ def _routing_file(tmp_path: Path) -> Path:
     rows = []
     for i in range(96):
         name = NAMES[i % 3]
-        rows.append({"prompt": f"Tell me about the {WORDS[name]} number {i}.", "dimension": name,
-                     "split": "heldout" if i % 8 < 3 else "train"})
-    rows.append({"prompt": "A recipe myth?", "weights": {"helpful": 0.5, "honest": 0.5},
-                 "split": "train"})
+        rows.append(
+            {
+                "prompt": f"Tell me about the {WORDS[name]} number {i}.",
+                "dimension": name,
+                "split": "heldout" if i % 8 < 3 else "train",
+            }
+        )
+    rows.append(
+        {"prompt": "A recipe myth?", "weights": {"helpful": 0.5, "honest": 0.5}, "split": "train"}
+    )
     path = tmp_path / "routing.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     return path
@@ -53,17 +63,28 @@ def _routing_file(tmp_path: Path) -> Path:
 
 def _cfg(tmp_path, backbone_cfg, routing="token", **router) -> ComposeConfig:
     data = _routing_file(tmp_path)
-    return from_dict(ComposeConfig, {
-        "experts": _make_experts(tmp_path, backbone_cfg),
-        "output_dir": str(tmp_path / f"composed-{routing}"),
-        "routing": routing,
-        "router_data": [{"path": str(data), "split": "train"}],
-        "calibration_data": [{"path": str(data), "split": "heldout"}],
-        "backbone": {"name": backbone_cfg.name, "cache_dir": backbone_cfg.cache_dir,
-                     "device": "cpu"},
-        "router": {"epochs": 6, "batch_size": 8, "learning_rate": 3e-2, "max_length": 48,
-                   **router},
-    })
+    return from_dict(
+        ComposeConfig,
+        {
+            "experts": _make_experts(tmp_path, backbone_cfg),
+            "output_dir": str(tmp_path / f"composed-{routing}"),
+            "routing": routing,
+            "router_data": [{"path": str(data), "split": "train"}],
+            "calibration_data": [{"path": str(data), "split": "heldout"}],
+            "backbone": {
+                "name": backbone_cfg.name,
+                "cache_dir": backbone_cfg.cache_dir,
+                "device": "cpu",
+            },
+            "router": {
+                "epochs": 6,
+                "batch_size": 8,
+                "learning_rate": 3e-2,
+                "max_length": 48,
+                **router,
+            },
+        },
+    )
 
 
 @pytest.mark.parametrize("routing", ["token", "sequence"])
@@ -162,11 +183,15 @@ def test_recalibrate_stage(tmp_path, tiny_backbone_cfg):
     out = compose.run(cfg)
     from trinityx.config import CalibrateConfig
 
-    rc = from_dict(CalibrateConfig, {
-        "model_dir": str(out), "output_dir": str(tmp_path / "recal"),
-        "calibration_data": [{"path": cfg.router_data[0].path, "split": "train"}],
-        "calibration": {"method": "vector"},
-    })
+    rc = from_dict(
+        CalibrateConfig,
+        {
+            "model_dir": str(out),
+            "output_dir": str(tmp_path / "recal"),
+            "calibration_data": [{"path": cfg.router_data[0].path, "split": "train"}],
+            "calibration": {"method": "vector"},
+        },
+    )
     out2 = calibrate_stage.run(rc)
     report = json.loads((out2 / "report.json").read_text())
     assert report["calibration"]["method"] == "vector"
@@ -185,7 +210,9 @@ def test_routing_labels_must_name_an_expert(tmp_path, tiny_backbone_cfg):
     with pytest.raises(ValueError, match="f.jsonl:3"):
         targets_for(model, bad)
     assert collect_logits(model, [RoutingExample(user_prompt("x"), {"helpful": 1.0})]).shape == (
-        1, 3)
+        1,
+        3,
+    )
 
 
 @pytest.mark.parametrize("routing", ["token", "sequence"])
@@ -206,7 +233,9 @@ def test_optional_lm_loss_reaches_the_router(tmp_path, tiny_backbone_cfg, routin
 def test_compose_with_lm_loss(tmp_path, tiny_backbone_cfg):
     cfg = _cfg(tmp_path, tiny_backbone_cfg, "token", epochs=1, lm_weight=0.5)
     lm_file = tmp_path / "lm.jsonl"
-    lm_file.write_text(json.dumps({"prompt": "Tell me about the myth.", "response": "A myth."}) + "\n")
+    lm_file.write_text(
+        json.dumps({"prompt": "Tell me about the myth.", "response": "A myth."}) + "\n"
+    )
     from trinityx.config import DataSource
 
     cfg.lm_data = [DataSource(path=str(lm_file))]
@@ -214,8 +243,11 @@ def test_compose_with_lm_loss(tmp_path, tiny_backbone_cfg):
     history = json.loads((out / "router_history.json").read_text())
     assert all(h["lm"] > 0 for h in history)
     # the LM term moves the router: the same run without it (same seed) ends elsewhere
-    plain = dataclasses.replace(cfg, router=dataclasses.replace(cfg.router, lm_weight=0.0),
-                                output_dir=str(tmp_path / "plain"))
+    plain = dataclasses.replace(
+        cfg,
+        router=dataclasses.replace(cfg.router, lm_weight=0.0),
+        output_dir=str(tmp_path / "plain"),
+    )
     with_lm = load_file(str(out / "router.safetensors"))
     without = load_file(str(compose.run(plain) / "router.safetensors"))
     assert with_lm.keys() == without.keys()
@@ -236,8 +268,9 @@ def test_reported_after_metrics_are_the_test_split_under_the_saved_model(
     out = compose.run(cfg)
     cal = json.loads((out / "report.json").read_text())["calibration"]
     fit_ex, test_ex, _ = calibration_sets(cfg, list(cfg.experts), cfg.seed)
-    assert not {prompt_text(e.messages) for e in fit_ex} & {prompt_text(e.messages)
-                                                            for e in test_ex}
+    assert not {prompt_text(e.messages) for e in fit_ex} & {
+        prompt_text(e.messages) for e in test_ex
+    }
     model = TrinityXModel.from_pretrained(out, tiny_backbone_cfg)
     ids, mask = model.encode([list(e.messages) for e in test_ex])
     probs = model.router_probs(ids[:, -48:], mask[:, -48:])  # the gates the model uses

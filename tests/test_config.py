@@ -38,8 +38,14 @@ def test_all_problems_reported_together(tmp_path):
         load_config(TrainExpertConfig, p, ["optim.batch_size=zero", "lora.dropout=1.5"])
     msg = str(ei.value)
     assert str(p) in msg
-    for needle in ("learning_rate: unknown key", "method: 'ppo'", "backbone.dtype", "backbone.devise",
-                   "optim.batch_size: expected an integer", "lora.dropout: must be in [0, 1)"):
+    for needle in (
+        "learning_rate: unknown key",
+        "method: 'ppo'",
+        "backbone.dtype",
+        "backbone.devise",
+        "optim.batch_size: expected an integer",
+        "lora.dropout: must be in [0, 1)",
+    ):
         assert needle in msg, msg
     assert len(ei.value.problems) >= 5
 
@@ -48,7 +54,9 @@ def test_bad_values_after_types(tmp_path):
     p = tmp_path / "c.yaml"
     p.write_text(GOOD)
     with pytest.raises(ConfigError) as ei:
-        load_config(TrainExpertConfig, p, ["lora.dropout=1.5", "lora.r=0", "optim.learning_rate=-1"])
+        load_config(
+            TrainExpertConfig, p, ["lora.dropout=1.5", "lora.r=0", "optim.learning_rate=-1"]
+        )
     msg = str(ei.value)
     assert "lora.dropout: must be in [0, 1)" in msg and "lora.r: must be > 0" in msg
     assert "optim.learning_rate: must be > 0" in msg
@@ -67,8 +75,15 @@ def test_missing_required_and_bad_override(tmp_path):
 
 def test_help_lists_every_key(capsys):
     lines = "\n".join(describe(TrainExpertConfig))
-    for key in ("dimension", "lora.r", "lora.target_modules", "optim.max_length", "dpo.beta",
-                "backbone.name", "seed"):
+    for key in (
+        "dimension",
+        "lora.r",
+        "lora.target_modules",
+        "optim.max_length",
+        "dpo.beta",
+        "backbone.name",
+        "seed",
+    ):
         assert f"  {key} = " in lines
     with pytest.raises(SystemExit):
         build_parser().parse_args(["train-expert", "--help"])

@@ -12,25 +12,19 @@ from pathlib import Path
 
 import pytest
 
-from trinityx.data import readers_hf
-from trinityx.data.readers import (
-    DataError,
-    HubUnavailableError,
-    ReadReport,
-    detect_format,
-    parse_hh_dialogue,
-    read_alpaca,
+from trinityx.data.readers import detect_format, read_records
+from trinityx.data.readers import hf as readers_hf
+from trinityx.data.readers.alpaca import read_alpaca
+from trinityx.data.readers.base import DataError, ReadReport
+from trinityx.data.readers.beavertails import (
     read_beavertails_pairs,
     read_beavertails_qa,
     read_beavertails_qa_pairs,
-    read_hf,
-    read_hh_rlhf,
-    read_jsonl,
-    read_records,
-    read_truthfulqa,
-    read_truthfulqa_pairs,
-    split_answers,
 )
+from trinityx.data.readers.generic import read_jsonl
+from trinityx.data.readers.hf import HubUnavailableError, read_hf
+from trinityx.data.readers.hh_rlhf import parse_hh_dialogue, read_hh_rlhf
+from trinityx.data.readers.truthfulqa import read_truthfulqa, read_truthfulqa_pairs, split_answers
 from trinityx.data.records import PreferencePair, RoutingExample, SFTExample
 
 
@@ -280,7 +274,7 @@ def test_hh_rlhf_reply_containing_a_marker_and_merged_turns():
         {"role": "assistant", "content": "b\n\nc"},
         {"role": "user", "content": "d"},
     ]
-    from trinityx.data.readers_formats import hh_record
+    from trinityx.data.readers.hh_rlhf import hh_record
 
     row = {
         "chosen": "\n\nHuman: q\n\nAssistant: one\n\nAssistant: two",

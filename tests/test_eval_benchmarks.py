@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from trinityx.eval import benchmarks as B
+from trinityx.eval.judges.local import data as JD
 
 FEWSHOT = [
     ("What is human life expectancy in the United States?", "Human life expectancy in the United States is 78 years."),
@@ -81,11 +82,11 @@ def test_pairwise_annotations_reader(tmp_path: Path) -> None:
         for p in (1, 2.0, 0, None)
     ]
     f = _write(tmp_path / "ann.json", json.dumps(recs))
-    assert [a.preference for a in B.read_pairwise_annotations(f)] == [1.0, 2.0, 1.5, None]
+    assert [a.preference for a in JD.read_pairwise_annotations(f)] == [1.0, 2.0, 1.5, None]
     recs[2]["preference"] = 3
     _write(f, json.dumps(recs))
     with pytest.raises(ValueError, match=r"item 2: field 'preference'"):
-        B.read_pairwise_annotations(f)
+        JD.read_pairwise_annotations(f)
 
 
 def test_beavertails_stratified_limit(tmp_path: Path) -> None:
@@ -151,7 +152,7 @@ def test_judge_finetune_reader(tmp_path: Path) -> None:
         {"prompt": "Q: Sky colour?\nA: Green.\nHelpful:", "completion": " no"},
     ]
     f = _write(tmp_path / "ft.jsonl", "\n".join(json.dumps(r) for r in rows) + "\n\n")
-    got = B.read_judge_finetune(f)
+    got = JD.read_judge_finetune(f)
     assert (got[0].question, got[0].answer, got[0].label) == (
         "Is water wet?",
         "Yes.\nA: also this",
@@ -165,10 +166,10 @@ def test_judge_finetune_reader(tmp_path: Path) -> None:
         + json.dumps({"prompt": rows[1]["prompt"], "completion": "maybe"}),
     )
     with pytest.raises(ValueError, match=r"ft.jsonl:2: field 'completion'"):
-        B.read_judge_finetune(f)
+        JD.read_judge_finetune(f)
     _write(f, "{not json\n")
     with pytest.raises(ValueError, match=r"ft.jsonl:1: invalid JSON"):
-        B.read_judge_finetune(f)
+        JD.read_judge_finetune(f)
 
 
 def test_hh_rlhf_and_spard_readers(tmp_path: Path) -> None:
@@ -196,11 +197,11 @@ def test_hh_rlhf_and_spard_readers(tmp_path: Path) -> None:
     s = _write(
         tmp_path / "spard.jsonl", json.dumps({"prompt": "p", "safe": "no", "unsafe": "yes"}) + "\n"
     )
-    got = B.read_spard_pairs(s)
+    got = JD.read_spard_pairs(s)
     assert got[0].chosen == "no" and got[0].messages[-1]["content"] == "p"
     _write(s, json.dumps({"prompt": "p", "safe": "no"}) + "\n")
     with pytest.raises(ValueError, match=r"spard.jsonl:1: field 'unsafe'"):
-        B.read_spard_pairs(s)
+        JD.read_spard_pairs(s)
 
 
 def test_real_data_shapes(shared_data: Path) -> None:

@@ -58,7 +58,6 @@ def test_loop_detector_separates_loops_from_lists():
     assert not is_looping("No, no, no. I said it.")
 
 
-
 def test_every_benchmark_matches_hand_computation(data_dir):
     model, ctx = FakeEvalModel(), _ctx(data_dir)
     res = {

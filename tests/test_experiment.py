@@ -31,8 +31,14 @@ def tiny_run(tmp_path, monkeypatch, cache_dir):
 def test_tiny_experiment_end_to_end_resumes_and_refuses_stale_artifacts(tiny_run, caplog):
     cfg, work, data = tiny_run
     report = experiment.run(cfg, work, data)
-    for step in ("experts/helpful", "experts/harmless", "experts/honest", "composed/sequence",
-                 "composed/sequence-top1", *(f"eval/{s}" for s in cfg.systems)):
+    for step in (
+        "experts/helpful",
+        "experts/harmless",
+        "experts/honest",
+        "composed/sequence",
+        "composed/sequence-top1",
+        *(f"eval/{s}" for s in cfg.systems),
+    ):
         stamp = json.loads((work / "stamps" / (step.replace("/", "__") + ".json")).read_text())
         assert stamp["seconds"] > 0, step
     res = json.loads((report / "results.json").read_text())
@@ -96,8 +102,10 @@ def test_tiny_experiment_end_to_end_resumes_and_refuses_stale_artifacts(tiny_run
 
 def test_config_errors_name_the_key(tmp_path):
     p = tmp_path / "x.yaml"
-    p.write_text("experts: {helpful: {config: a.yaml}}\ncomposes: {}\neval: {config: e.yaml}\n"
-                 "systems: {h: 'expert:honest', t: 'trinityx:nope'}\njudges: {wisdom: {}}\n")
+    p.write_text(
+        "experts: {helpful: {config: a.yaml}}\ncomposes: {}\neval: {config: e.yaml}\n"
+        "systems: {h: 'expert:honest', t: 'trinityx:nope'}\njudges: {wisdom: {}}\n"
+    )
     with pytest.raises(Exception) as ei:
         load_experiment(p)
     msg = str(ei.value)
@@ -164,9 +172,6 @@ def test_no_evaluation_prompt_in_any_training_router_or_calibration_set(shared_d
     }
     assert sum(map(len, used.values())) > 3000  # the sets were really read
     leaks = {
-        (u, e): sorted(up & ep)[:3]
-        for u, up in used.items()
-        for e, ep in evals.items()
-        if up & ep
+        (u, e): sorted(up & ep)[:3] for u, up in used.items() for e, ep in evals.items() if up & ep
     }
     assert not leaks, "\n".join(f"{u} ∩ {e}: {v}" for (u, e), v in leaks.items())

@@ -15,11 +15,15 @@ import pytest
 from safetensors.numpy import load_file, save_file
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from trinityx.eval import judges as J
-from trinityx.eval import local_judges as L
-from trinityx.eval.judge_helpfulness import HelpfulnessJudge
-from trinityx.eval.judge_train_helpfulness import generator_split
-from trinityx.eval.judge_trees import TreeEnsemble
+from trinityx.eval.judges.base import JudgeConfigError
+from trinityx.eval.judges.local import train as train_module
+from trinityx.eval.judges.local.backend import LocalJudge
+from trinityx.eval.judges.local.encoders import HashingEncoder
+from trinityx.eval.judges.local.helpfulness import HelpfulnessJudge
+from trinityx.eval.judges.local.train import train_judge
+from trinityx.eval.judges.local.train_helpfulness import generator_split
+from trinityx.eval.judges.local.trained import TrainedJudge
+from trinityx.eval.judges.local.trees import TreeEnsemble
 
 GENERATORS = [f"model-{k}" for k in range(6)]
 
@@ -59,11 +63,11 @@ def _write_data(root: Path) -> Path:
 def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("helpfulness")
     data = _write_data(root / "data")
-    return L.train_judge(
+    return train_judge(
         "helpfulness",
         data,
         root / "judges" / "helpfulness",
-        encoder=L.HashingEncoder(64),
+        encoder=HashingEncoder(64),
         n_test_generators=2,
         n_proj=4,
         gbm={"max_iter": 40, "min_samples_leaf": 5},
@@ -119,13 +123,13 @@ def test_helpfulness_artifact_round_trip(artifact: Path) -> None:
     report = json.loads((artifact / "report.json").read_text())
     assert "longer_wins_agreement" in report["report"]["heldout_generators"]
     assert "| held-out model |" in (artifact / "report.md").read_text()
-    judge = L.TrainedJudge.load(artifact, encoder=L.HashingEncoder(64))
+    judge = TrainedJudge.load(artifact, encoder=HashingEncoder(64))
     assert isinstance(judge, HelpfulnessJudge)
     ins = ["explain topic3", "explain topic7"]
     good, bad = "topic3 exact solution. words", "unrelated chatter. words words words words words"
     a, b = [good, "unrelated chatter."], [bad, "topic7 exact solution. words words"]
     p = judge.predict_proba(ins, a, b)
-    np.testing.assert_allclose(p, L.TrainedJudge.load(artifact).predict_proba(ins, a, b))
+    np.testing.assert_allclose(p, TrainedJudge.load(artifact).predict_proba(ins, a, b))
     np.testing.assert_allclose(judge.predict_proba(ins, b, a), 1 - p)  # position-debiased
     assert p[0] < 0.5 < p[1]  # the keyword answer wins although it is the shorter one
     m = meta["metrics"]
@@ -134,26 +138,26 @@ def test_helpfulness_artifact_round_trip(artifact: Path) -> None:
 
 def test_local_judge_prefers_with_helpfulness_by_default(artifact: Path) -> None:
     folder = artifact.parent
-    judge = J.LocalJudge(folder)  # prefer_head="helpfulness", mode from judge.json
+    judge = LocalJudge(folder)  # prefer_head="helpfulness", mode from judge.json
     prefs = judge.prefer(
         ["explain topic3"], ["unrelated chatter. words"], ["topic3 exact solution."]
     )
     assert prefs[0] > 1.5
-    hard = J.LocalJudge(folder, hard_preferences=True).prefer(
+    hard = LocalJudge(folder, hard_preferences=True).prefer(
         ["explain topic3"], ["unrelated chatter. words"], ["topic3 exact solution."]
     )
     assert hard == [2.0]
     with pytest.raises(NotImplementedError, match="pairwise"):
-        J.LocalJudge(folder, prefer_head="pairwise").prefer(["i"], ["a"], ["b"])
-    with pytest.raises(J.JudgeConfigError, match="prefer_head"):
-        J.LocalJudge(folder, prefer_head="longest")
+        LocalJudge(folder, prefer_head="pairwise").prefer(["i"], ["a"], ["b"])
+    with pytest.raises(JudgeConfigError, match="prefer_head"):
+        LocalJudge(folder, prefer_head="longest")
 
 
 def test_train_judge_stage_helpfulness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from trinityx.stages import train_judge as stage
 
     data = _write_data(tmp_path / "data")
-    monkeypatch.setattr(L, "SentenceEncoder", lambda **_: L.HashingEncoder(32))  # no wheel
+    monkeypatch.setattr(train_module, "SentenceEncoder", lambda **_: HashingEncoder(32))  # no wheel
     cfg = stage.TrainJudgeConfig("helpfulness", str(data), str(tmp_path / "h"), n_test_generators=3)
     out = stage.run(cfg)
     meta = json.loads((out / "judge.json").read_text())
@@ -162,10 +166,10 @@ def test_train_judge_stage_helpfulness(tmp_path: Path, monkeypatch: pytest.Monke
 
 
 def test_train_generators_cannot_include_a_heldout_model(tmp_path: Path) -> None:
-    from trinityx.eval.judge_train_helpfulness import train_helpfulness
+    from trinityx.eval.judges.local.train_helpfulness import train_helpfulness
 
     data = _write_data(tmp_path / "data")
     with pytest.raises(ValueError, match="held out or unknown"):
         train_helpfulness(
-            data, L.HashingEncoder(16), None, 0, n_test_generators=2, train_generators=GENERATORS
+            data, HashingEncoder(16), None, 0, n_test_generators=2, train_generators=GENERATORS
         )

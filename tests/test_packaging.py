@@ -50,7 +50,8 @@ def test_configs_ls_and_cp(tmp_path, capsys, monkeypatch):
 def test_config_flag_falls_back_to_a_shipped_name(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert (
-        shipped_configs.resolve_config_arg("tiny/helpful.yaml") == shipped_configs.CONFIG_ROOT / "tiny/helpful.yaml"
+        shipped_configs.resolve_config_arg("tiny/helpful.yaml")
+        == shipped_configs.CONFIG_ROOT / "tiny/helpful.yaml"
     )
     assert (
         shipped_configs.resolve_config_arg("configs/tiny/honest")

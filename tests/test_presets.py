@@ -174,21 +174,53 @@ def test_generate_command_uses_presets_weights_and_stdin(artifact, tx, capsys, m
 
     from trinityx.cli import main
 
-    want = tx.generate(["hello there", "hi"], preset="just-right", max_new_tokens=5,
-                       do_sample=False)
-    assert main(["generate", str(artifact), "hello there", "hi", "--preset", "just-right",
-                 "--max-new-tokens", "5", "--json"]) == 0
+    want = tx.generate(
+        ["hello there", "hi"], preset="just-right", max_new_tokens=5, do_sample=False
+    )
+    assert (
+        main(
+            [
+                "generate",
+                str(artifact),
+                "hello there",
+                "hi",
+                "--preset",
+                "just-right",
+                "--max-new-tokens",
+                "5",
+                "--json",
+            ]
+        )
+        == 0
+    )
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [r["prompt"] for r in rows] == ["hello there", "hi"]
     assert [r["text"] for r in rows] == [t.strip() for t in want.texts]
     assert rows[0]["routing"]["weights"] == pytest.approx(W)
 
     monkeypatch.setattr("sys.stdin", io.StringIO("hello there\n\n"))
-    assert main(["generate", str(artifact), "-", "--hhh", "harmless=1,helpful=0.5",
-                 "--max-new-tokens", "5", "--show-routing"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                str(artifact),
+                "-",
+                "--hhh",
+                "harmless=1,helpful=0.5",
+                "--max-new-tokens",
+                "5",
+                "--show-routing",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
-    one = tx.generate(["hello there"], hhh_weights={"harmless": 1, "helpful": 0.5},
-                      max_new_tokens=5, do_sample=False)
+    one = tx.generate(
+        ["hello there"],
+        hhh_weights={"harmless": 1, "helpful": 0.5},
+        max_new_tokens=5,
+        do_sample=False,
+    )
     assert out.splitlines()[0] == one.texts[0].strip()
     assert "[gates: helpful" in out and "| router: helpful" in out
 

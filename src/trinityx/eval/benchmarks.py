@@ -5,7 +5,7 @@ never parses raw files. Every malformed input raises ``ValueError`` naming the f
 and the field, so a broken download is fixed at the edge instead of surfacing as a wrong number.
 
 Splits follow the prior MoE work (H3Fusion): TruthfulQA in file order, first 408 = train, last
-409 = test, no shuffling. The local-judge training readers live in ``trinityx.eval.judge_data`` and
+409 = test, no shuffling. The local-judge training readers live in ``trinityx.eval.judges.local.data`` and
 are re-exported here.
 """
 
@@ -15,15 +15,9 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from trinityx.data.readers import read_hh_rlhf as read_pairs
+from trinityx.data.readers.hh_rlhf import read_hh_rlhf as read_pairs
+from trinityx.data.readers.truthfulqa import split_answers, truthfulqa_table
 from trinityx.data.records import MCQuestion, PreferencePair
-from trinityx.eval.judge_data import (
-    JudgeExample,
-    PairwiseAnnotation,
-    read_judge_finetune,
-    read_pairwise_annotations,
-    read_spard_pairs,
-)
 from trinityx.eval.raw_files import iter_jsonl, load_json_list, require_file, str_field
 
 __all__ = [
@@ -37,16 +31,11 @@ __all__ = [
     "TRUTHFULQA_TOTAL",
     "AlpacaEvalItem",
     "BeaverTailsPrompt",
-    "JudgeExample",
-    "PairwiseAnnotation",
     "TruthfulQAGenItem",
     "iter_jsonl",
     "read_alpaca_eval",
     "read_beavertails_eval",
     "read_hh_rlhf",
-    "read_judge_finetune",
-    "read_pairwise_annotations",
-    "read_spard_pairs",
     "read_truthfulqa_gen",
     "read_truthfulqa_mc",
     "truthfulqa_preamble",
@@ -208,33 +197,27 @@ def read_truthfulqa_mc(data_dir: str | Path, split: str = "test") -> list[MCQues
     return _split(out, split, str(path))
 
 
-def _answers(cell: str) -> tuple[str, ...]:
-    return tuple(a.strip() for a in cell.split(";") if a.strip())
-
-
 def read_truthfulqa_gen(data_dir: str | Path, split: str = "test") -> list[TruthfulQAGenItem]:
-    """TruthfulQA.csv generation questions with reference answers (';'-separated lists)."""
+    """TruthfulQA.csv generation questions with reference answers (';'-separated lists).
+
+    The CSV is parsed by the training data's reader (`trinityx.data.readers.truthfulqa`), so the
+    two never disagree on a row; ``split`` here is the evaluation's (last 409 = test)."""
     path = require_file(data_dir, TRUTHFULQA_CSV)
     out = []
-    with path.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        need = {"Question", "Best Answer", "Correct Answers", "Incorrect Answers"}
-        missing = need - set(reader.fieldnames or [])
-        if missing:
-            raise ValueError(f"{path}: header lacks column(s) {sorted(missing)}")
-        for rec in reader:
-            where = f"{path}: row {reader.line_num}"
-            out.append(
-                TruthfulQAGenItem(
-                    str_field(rec, "Question", where),
-                    str_field(rec, "Best Answer", where),
-                    _answers(str_field(rec, "Correct Answers", where)),
-                    _answers(str_field(rec, "Incorrect Answers", where)),
-                    rec.get("Category") or "",
-                    rec.get("Type") or "",
-                    f"{path.name}:{reader.line_num}",
-                )
+    columns = ("Question", "Best Answer", "Correct Answers", "Incorrect Answers")
+    for line, rec in truthfulqa_table(path, columns):
+        where = f"{path}: row {line}"
+        out.append(
+            TruthfulQAGenItem(
+                str_field(rec, "Question", where),
+                str_field(rec, "Best Answer", where),
+                tuple(split_answers(str_field(rec, "Correct Answers", where))),
+                tuple(split_answers(str_field(rec, "Incorrect Answers", where))),
+                rec.get("Category") or "",
+                rec.get("Type") or "",
+                f"{path.name}:{line}",
             )
+        )
     return _split(out, split, str(path))
 
 
@@ -262,7 +245,7 @@ def truthfulqa_prompt(question: str, preamble: str) -> str:
 
 def read_hh_rlhf(path: str | Path, limit: int | None = None) -> list[PreferencePair]:
     """hh-rlhf harmless chosen/rejected pairs (final assistant turns sharing a context), read by
-    the project's data reader (`trinityx.data.readers.read_hh_rlhf`); `path` may be the data dir.
+    the project's data reader (`trinityx.data.readers.hh_rlhf.read_hh_rlhf`); `path` may be the data dir.
     """
     path = Path(path)
     if path.is_dir():

@@ -23,7 +23,7 @@ DEFAULT_BENCHMARKS = [
 
 @dataclass
 class JudgeSettings:
-    """Which judge backend produces the judgements (see trinityx.eval.judges)."""
+    """Which judge backend produces the judgements (see trinityx.eval.judges.registry)."""
 
     kind: Literal["openai", "hf_classifier", "local"] = "local"
     """`local`: the CPU-trained judges (trinityx train-judge); `openai`: any OpenAI-compatible

@@ -129,21 +129,30 @@ def bootstrap_ci(
     """Percentile bootstrap (1 - alpha) interval of ``stat`` over per-item values.
 
     Resampling items (not re-running the judge) is what AlpacaEval and most HHH papers report; the
-    fixed seed makes the interval itself reproducible run to run.
+    fixed seed makes the interval itself reproducible run to run. The resampling is
+    ``scipy.stats.bootstrap`` (percentile method); the checks here keep this function's messages,
+    and one item (which scipy refuses) gives the degenerate interval every resample would.
     """
+    from scipy.stats import bootstrap  # lazily: scipy.stats is slow to import
+
     x = np.asarray(values, dtype=np.float64)
     if x.ndim != 1 or x.size == 0:
         raise ValueError("bootstrap_ci needs a non-empty 1-D sequence of values")
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, x.size, size=(n_boot, x.size))
-    if stat is np.mean:
-        stats = x[idx].mean(axis=1)
-    else:
-        stats = np.array([stat(x[row]) for row in idx])
-    lo, hi = np.quantile(stats, [alpha / 2.0, 1.0 - alpha / 2.0])
-    return float(lo), float(hi)
+    if x.size == 1:
+        value = float(stat(x))
+        return value, value
+    res = bootstrap(
+        (x,),
+        stat,
+        n_resamples=n_boot,
+        confidence_level=1.0 - alpha,
+        method="percentile",
+        vectorized=stat is np.mean,  # np.mean takes axis=; any other stat is called per resample
+        random_state=seed,
+    )
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
 
 def win_rate_ci(
@@ -241,7 +250,9 @@ def is_looping(response: str, max_gram: int = 8, repeats: int = 3, single: int =
         need = single if size == 1 else repeats
         for start in range(len(words) - size * need + 1):
             gram = words[start : start + size]
-            if all(words[start + k * size : start + (k + 1) * size] == gram for k in range(1, need)):
+            if all(
+                words[start + k * size : start + (k + 1) * size] == gram for k in range(1, need)
+            ):
                 return True
     parts = [" ".join(p.split()) for p in re.split(r"[.!?\n]+", response.lower())]
     counts: dict[str, int] = {}

@@ -16,8 +16,9 @@ def reliability_diagram(report: dict, path: str | Path, title: str = "router cal
     """Before / after calibration on the test split: accuracy vs confidence per bin (gap shaded,
     bin counts written on the bars) above a histogram of confidences, with ECE (95% CI) in the
     titles. `report` is model.router_calibration.calibrate_router's output."""
-    fig, axes = plt.subplots(2, 2, figsize=(9, 6), sharex=True,
-                             gridspec_kw={"height_ratios": [3, 1]})
+    fig, axes = plt.subplots(
+        2, 2, figsize=(9, 6), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
     for col, key in enumerate(("before", "after")):
         ax, hx = axes[0, col], axes[1, col]
         m = report[key]
@@ -30,8 +31,16 @@ def reliability_diagram(report: dict, path: str | Path, title: str = "router cal
         conf = [c if c is not None else 0.0 for c in bins["confidence"]]
         counts = [int(c) for c in bins["count"]]
         ax.bar(centers, acc, width=width, edgecolor="black", color="#4c72b0", label="accuracy")
-        ax.bar(centers, [c - a for a, c in zip(acc, conf, strict=True)], bottom=acc, width=width,
-               color="#dd8452", alpha=0.5, edgecolor="#dd8452", label="gap to confidence")
+        ax.bar(
+            centers,
+            [c - a for a, c in zip(acc, conf, strict=True)],
+            bottom=acc,
+            width=width,
+            color="#dd8452",
+            alpha=0.5,
+            edgecolor="#dd8452",
+            label="gap to confidence",
+        )
         for x, a, c in zip(centers, acc, counts, strict=True):
             if c:
                 ax.text(x, min(a, 0.93) + 0.02, str(c), ha="center", fontsize=6)
@@ -39,8 +48,11 @@ def reliability_diagram(report: dict, path: str | Path, title: str = "router cal
         ci = m.get("ece_ci")
         ci_txt = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
         label = "uncalibrated" if key == "before" else f"{report['method']} scaling"
-        ax.set_title(f"{label}: ECE={m['ece']:.3f}{ci_txt}\nacc={m['accuracy']:.3f}  "
-                     f"Brier={m['brier']:.3f}  NLL={m['nll']:.3f}", fontsize=9)
+        ax.set_title(
+            f"{label}: ECE={m['ece']:.3f}{ci_txt}\nacc={m['accuracy']:.3f}  "
+            f"Brier={m['brier']:.3f}  NLL={m['nll']:.3f}",
+            fontsize=9,
+        )
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
         hx.bar(centers, counts, width=width, color="#8c8c8c", edgecolor="black")
@@ -60,8 +72,12 @@ def layer_ece_plot(report: dict, path: str | Path, title: str = "per-layer gate 
     fig, ax = plt.subplots(figsize=(8, 3.2))
     for key, color in (("gates_before", "#dd8452"), ("gates_after", "#4c72b0")):
         g = report[key]
-        ax.plot(g["ece_per_layer"], color=color, lw=1,
-                label=f"{key.split('_')[1]} (pooled {g['pooled_ece']:.3f})")
+        ax.plot(
+            g["ece_per_layer"],
+            color=color,
+            lw=1,
+            label=f"{key.split('_')[1]} (pooled {g['pooled_ece']:.3f})",
+        )
     ax.set_xlabel("MoCaE layer (call order)")
     ax.set_ylabel("ECE (test split)")
     ax.legend(fontsize=8)
@@ -72,8 +88,9 @@ def layer_ece_plot(report: dict, path: str | Path, title: str = "per-layer gate 
     return Path(path)
 
 
-def routing_heatmaps(traces: Sequence[tuple[str, list[list[float]]]], experts: Sequence[str],
-                     path: str | Path) -> Path:
+def routing_heatmaps(
+    traces: Sequence[tuple[str, list[list[float]]]], experts: Sequence[str], path: str | Path
+) -> Path:
     """One heat map per prompt: layer (rows) x expert (cols) mean gate over the prompt's tokens."""
     fig, axes = plt.subplots(1, len(traces), figsize=(3.2 * len(traces), 4.5), squeeze=False)
     for ax, (title, grid) in zip(axes[0], traces, strict=True):
@@ -87,8 +104,9 @@ def routing_heatmaps(traces: Sequence[tuple[str, list[list[float]]]], experts: S
     return Path(path)
 
 
-def grouped_bars(rows: dict[str, dict[str, float]], metrics: Sequence[str], path: str | Path,
-                 title: str = "") -> Path:
+def grouped_bars(
+    rows: dict[str, dict[str, float]], metrics: Sequence[str], path: str | Path, title: str = ""
+) -> Path:
     """Systems (groups) x metrics (bars): e.g. HHH scores or latency ratios."""
     import numpy as np
 

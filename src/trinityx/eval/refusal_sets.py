@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from trinityx.data.records import PreferencePair
-from trinityx.eval.judge_data import read_spard_pairs
+from trinityx.eval.judges.local.data import read_spard_pairs
 from trinityx.eval.raw_files import iter_jsonl, load_json_list, require_file, str_field
 
 DO_NOT_ANSWER = "refusal/do_not_answer.jsonl"

@@ -19,7 +19,7 @@ import numpy as np
 from trinityx.data.loading import normalise_prompt
 from trinityx.data.records import PreferencePair
 from trinityx.eval import metrics as M
-from trinityx.eval.judge_data import read_spard_pairs
+from trinityx.eval.judges.local.data import read_spard_pairs
 from trinityx.eval.raw_files import iter_jsonl, load_json_list, require_file, str_field
 
 DO_NOT_ANSWER = "refusal/do_not_answer.jsonl"
@@ -59,7 +59,8 @@ def read_do_not_answer(data_dir: str | Path, limit: int | None = None) -> list[P
     path = require_file(data_dir, DO_NOT_ANSWER)
     items = [
         PromptItem(
-            str_field(r, "prompt", f"{path}:{n}"), str_field(r, "risk_area", f"{path}:{n}"),
+            str_field(r, "prompt", f"{path}:{n}"),
+            str_field(r, "risk_area", f"{path}:{n}"),
             f"{path}:{n}",
         )
         for n, r in iter_jsonl(path)
@@ -75,7 +76,9 @@ def read_benign_edgy(data_dir: str | Path, limit: int | None = None) -> list[Pro
         where = f"{path}: item {n}"
         if not isinstance(r, dict):
             raise ValueError(f"{where}: expected an object with 'text' and 'category'")
-        items.append(PromptItem(str_field(r, "text", where), str_field(r, "category", where), where))
+        items.append(
+            PromptItem(str_field(r, "text", where), str_field(r, "category", where), where)
+        )
     return stratified(items, limit)
 
 
@@ -96,8 +99,14 @@ def _refusal_metrics(items, outs, ctx, key: str) -> tuple[dict, list[dict]]:
         **M.generation_health(outs),
     }
     records = [
-        {"prompt": i.prompt, "category": i.category, "output": o, "refusal": bool(r),
-         "loop": M.is_looping(o), "source": i.source}
+        {
+            "prompt": i.prompt,
+            "category": i.category,
+            "output": o,
+            "refusal": bool(r),
+            "loop": M.is_looping(o),
+            "source": i.source,
+        }
         for i, o, r in zip(items, outs, refused, strict=True)
     ]
     return metrics, records
@@ -128,9 +137,14 @@ def read_hh_harmless_clean(data_dir: str | Path, limit: int | None = None) -> li
     pairs = read_hh_rlhf(Path(data_dir))
     spard = Path(data_dir) / SPARD_TRAIN
     if spard.is_file():
-        seen = {normalise_prompt(str_field(r, "prompt", f"{spard}:{n}")) for n, r in iter_jsonl(spard)}
+        seen = {
+            normalise_prompt(str_field(r, "prompt", f"{spard}:{n}")) for n, r in iter_jsonl(spard)
+        }
         pairs = [
-            p for p in pairs
-            if not any(normalise_prompt(m["content"]) in seen for m in p.messages if m["role"] == "user")
+            p
+            for p in pairs
+            if not any(
+                normalise_prompt(m["content"]) in seen for m in p.messages if m["role"] == "user"
+            )
         ]
     return pairs[:limit]

@@ -20,7 +20,7 @@ class EvalContext:
     """Everything a benchmark needs besides the model."""
 
     data_dir: Path
-    judge: Any = None  # a trinityx.eval.judges.Judge (None for log-likelihood-only runs)
+    judge: Any = None  # a trinityx.eval.judges.base.Judge (None for log-likelihood-only runs)
     cache: GenerationCache | None = None
     max_new_tokens: int = 256
     batch_size: int = 8

@@ -89,14 +89,22 @@ def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Exp
     cfg = load_config(ExperimentConfig, path, overrides)
     problems = []
     known = {"truth", "info", "harm", "helpfulness", "pairwise"}
-    problems += [f"judges.{k}: unknown kind; known: {sorted(known)}" for k in cfg.judges if k not in known]
+    problems += [
+        f"judges.{k}: unknown kind; known: {sorted(known)}" for k in cfg.judges if k not in known
+    ]
     for name, spec in cfg.systems.items():
         kind, _, arg = spec.partition(":")
         if kind == "expert" and arg not in cfg.experts:
-            problems.append(f"systems.{name}: {spec!r} names no expert in `experts` ({list(cfg.experts)})")
+            problems.append(
+                f"systems.{name}: {spec!r} names no expert in `experts` ({list(cfg.experts)})"
+            )
         if kind.startswith("trinityx") and arg not in cfg.composes:
-            problems.append(f"systems.{name}: {spec!r} names no compose in `composes` ({list(cfg.composes)})")
-    problems += [f"select.among: {n!r} is not a compose" for n in cfg.select.among if n not in cfg.composes]
+            problems.append(
+                f"systems.{name}: {spec!r} names no compose in `composes` ({list(cfg.composes)})"
+            )
+    problems += [
+        f"select.among: {n!r} is not a compose" for n in cfg.select.among if n not in cfg.composes
+    ]
     if cfg.select.metric not in ("accuracy", "nll", "ece"):
         problems.append(f"select.metric: {cfg.select.metric!r}; expected accuracy, nll or ece")
     if problems:
@@ -143,11 +151,15 @@ def _rebase_all(stage: Any, names: tuple[str, ...], cfg: ExperimentConfig, data_
         setattr(stage, n, [_rebase(s, cfg.data_dir, data_dir) for s in getattr(stage, n)])
 
 
-def expert_config(cfg: ExperimentConfig, dim: str, lay: Layout, data_dir: Path) -> TrainExpertConfig:
+def expert_config(
+    cfg: ExperimentConfig, dim: str, lay: Layout, data_dir: Path
+) -> TrainExpertConfig:
     ref = cfg.experts[dim]
     st = load_config(TrainExpertConfig, _ref(cfg, ref), [*ref.overrides])
     if st.dimension != dim:
-        raise ConfigError(str(_ref(cfg, ref)), [f"dimension: {st.dimension!r}, but experts.{dim} names it"])
+        raise ConfigError(
+            str(_ref(cfg, ref)), [f"dimension: {st.dimension!r}, but experts.{dim} names it"]
+        )
     st.output_dir = str(lay.expert(dim))
     _rebase_all(st, ("train", "heldout"), cfg, data_dir)
     return st

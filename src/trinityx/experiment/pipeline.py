@@ -63,34 +63,76 @@ def plan(cfg: ExperimentConfig, workdir: Path, data_dir: Path) -> list[Step]:
         st = expert_config(cfg, dim, lay, data_dir)
         st.exclude_prompts = exclude
         if ref.path is not None:
-            steps.append(_adopt(f"experts/{dim}", resolve_path(cfg, ref.path), lay.expert(dim), _is_adapter))
+            steps.append(
+                _adopt(f"experts/{dim}", resolve_path(cfg, ref.path), lay.expert(dim), _is_adapter)
+            )
             continue
-        steps.append(Step(f"experts/{dim}", lay.expert(dim), dump_yaml(st),
-                          lambda p: (p / "metrics.json").is_file(), lambda st=st: train_expert.run(st)))
+        steps.append(
+            Step(
+                f"experts/{dim}",
+                lay.expert(dim),
+                dump_yaml(st),
+                lambda p: (p / "metrics.json").is_file(),
+                lambda st=st: train_expert.run(st),
+            )
+        )
     for kind, ref in cfg.judges.items():
         out = lay.judges() / kind
         if ref.path is not None:
             src = Path(ref.path).expanduser()
-            steps.append(Step(f"judges/{kind}", out, f"copy {src.resolve()}",
-                              lambda p: (p / "judge.json").is_file(),
-                              lambda src=src, out=out: _copy_judge(src, out)))
+            steps.append(
+                Step(
+                    f"judges/{kind}",
+                    out,
+                    f"copy {src.resolve()}",
+                    lambda p: (p / "judge.json").is_file(),
+                    lambda src=src, out=out: _copy_judge(src, out),
+                )
+            )
         else:
             jc = judge_config(kind, lay, data_dir, ref)
-            steps.append(Step(f"judges/{kind}", out, dump_yaml(jc),
-                              lambda p: (p / "judge.json").is_file(), lambda jc=jc: train_judge.run(jc)))
+            steps.append(
+                Step(
+                    f"judges/{kind}",
+                    out,
+                    dump_yaml(jc),
+                    lambda p: (p / "judge.json").is_file(),
+                    lambda jc=jc: train_judge.run(jc),
+                )
+            )
     for name, ref in cfg.composes.items():
         st = compose_config(cfg, name, lay, data_dir)
         st.exclude_prompts = exclude
         if ref.path is not None:
-            steps.append(_adopt(f"composed/{name}", resolve_path(cfg, ref.path), lay.composed(name),
-                                lambda p: (p / "report.json").is_file()))
+            steps.append(
+                _adopt(
+                    f"composed/{name}",
+                    resolve_path(cfg, ref.path),
+                    lay.composed(name),
+                    lambda p: (p / "report.json").is_file(),
+                )
+            )
             continue
-        steps.append(Step(f"composed/{name}", lay.composed(name), dump_yaml(st),
-                          lambda p: (p / "report.json").is_file(), lambda st=st: compose.run(st)))
+        steps.append(
+            Step(
+                f"composed/{name}",
+                lay.composed(name),
+                dump_yaml(st),
+                lambda p: (p / "report.json").is_file(),
+                lambda st=st: compose.run(st),
+            )
+        )
     for system in cfg.systems:
         st = eval_config(cfg, system, lay, data_dir)
-        steps.append(Step(f"eval/{system}", lay.eval(system), dump_yaml(st),
-                          lambda p: (p / "results.json").is_file(), lambda st=st: evaluate.run(st)))
+        steps.append(
+            Step(
+                f"eval/{system}",
+                lay.eval(system),
+                dump_yaml(st),
+                lambda p: (p / "results.json").is_file(),
+                lambda st=st: evaluate.run(st),
+            )
+        )
     return steps
 
 
@@ -118,8 +160,10 @@ def _adopt(name: str, src: str, out: Path, done: Callable[[Path], bool]) -> Step
 
     def run() -> None:
         if not done(src_p):
-            raise FileNotFoundError(f"{name}: path {src_p} is not a finished artifact of this "
-                                    "stage (an expert artifact / PEFT adapter, a composed model)")
+            raise FileNotFoundError(
+                f"{name}: path {src_p} is not a finished artifact of this "
+                "stage (an expert artifact / PEFT adapter, a composed model)"
+            )
         _copy_tree(src_p, out)
 
     h = hashlib.sha256()
@@ -131,8 +175,10 @@ def _adopt(name: str, src: str, out: Path, done: Callable[[Path], bool]) -> Step
 
 def _copy_judge(src: Path, out: Path) -> None:
     if not (src / "judge.json").is_file():
-        raise FileNotFoundError(f"{src}/judge.json not found: `judges.<kind>.path` must be a folder "
-                                "written by `trinityx train-judge`")
+        raise FileNotFoundError(
+            f"{src}/judge.json not found: `judges.<kind>.path` must be a folder "
+            "written by `trinityx train-judge`"
+        )
     _copy_tree(src, out)
 
 
@@ -165,22 +211,33 @@ def _check_stamp(step: Step, stamps: Path, restart: set[str]) -> bool:
             )
     else:  # made outside the pipeline (e.g. by `trinityx train-expert` with the same config)
         log.warning("%s: reusing %s, which has no stamp of this pipeline", step.name, step.out)
-        write_json(stamp, {"config_sha256": _sha(step.config_text), "seconds": None, "adopted": True})
+        write_json(
+            stamp, {"config_sha256": _sha(step.config_text), "seconds": None, "adopted": True}
+        )
     return True
 
 
-def run(cfg: ExperimentConfig, workdir: str | Path, data_dir: str | Path,
-        restart: list[str] | None = None, only: list[str] | None = None) -> Path:
+def run(
+    cfg: ExperimentConfig,
+    workdir: str | Path,
+    data_dir: str | Path,
+    restart: list[str] | None = None,
+    only: list[str] | None = None,
+) -> Path:
     """Run what is left of the experiment under `workdir`; returns the report folder."""
     from trinityx.experiment.report import write_report
     from trinityx.stages import compare
 
     workdir, data_dir = Path(workdir), Path(data_dir)
     if not data_dir.is_dir():
-        raise FileNotFoundError(f"--data-dir {data_dir} is not a folder (see ../shared/data/README.md)")
+        raise FileNotFoundError(
+            f"--data-dir {data_dir} is not a folder (see ../shared/data/README.md)"
+        )
     steps = plan(cfg, workdir, data_dir)
     if only:
-        unknown = [o for o in only if not any(s.name == o or s.name.startswith(o + "/") for s in steps)]
+        unknown = [
+            o for o in only if not any(s.name == o or s.name.startswith(o + "/") for s in steps)
+        ]
         if unknown:
             raise ValueError(f"--only {unknown}: no such step; steps: {[s.name for s in steps]}")
         steps = [s for s in steps if any(s.name == o or s.name.startswith(o + "/") for o in only)]
@@ -195,20 +252,34 @@ def run(cfg: ExperimentConfig, workdir: str | Path, data_dir: str | Path,
         t0 = time.perf_counter()
         step.run()
         secs = time.perf_counter() - t0
-        write_json(stamps / f"{step.name.replace('/', '__')}.json",
-                   {"config_sha256": _sha(step.config_text), "seconds": secs, "finished": time.time()})
+        write_json(
+            stamps / f"{step.name.replace('/', '__')}.json",
+            {"config_sha256": _sha(step.config_text), "seconds": secs, "finished": time.time()},
+        )
         log.info("%s finished in %.0f s", step.name, secs)
     evals = [str(Layout(workdir).eval(s)) for s in cfg.systems if Layout(workdir).eval(s).is_dir()]
     if evals:
-        compare.run(CompareConfig(results=evals, output_dir=str(workdir / "compare"),
-                                  title=cfg.title, overwrite=True))
+        compare.run(
+            CompareConfig(
+                results=evals, output_dir=str(workdir / "compare"), title=cfg.title, overwrite=True
+            )
+        )
     report = write_report(cfg, workdir)
     if cfg.ship_to:
         _ship(cfg, workdir, report)
     return report
 
 
-SHIP_COLUMNS = ("WR ↑", "unsafe ↓", "TI ↑", "MC1", "MC2", "refuse harmful ↑", "over-refuse ↓", "HHH ↑")
+SHIP_COLUMNS = (
+    "WR ↑",
+    "unsafe ↓",
+    "TI ↑",
+    "MC1",
+    "MC2",
+    "refuse harmful ↑",
+    "over-refuse ↓",
+    "HHH ↑",
+)
 
 
 def _ship(cfg: ExperimentConfig, workdir: Path, report: Path) -> None:
@@ -219,7 +290,15 @@ def _ship(cfg: ExperimentConfig, workdir: Path, report: Path) -> None:
         log.warning("ship_to=%s: no compose finished, nothing shipped", cfg.ship_to)
         return
     lay = Layout(workdir)
-    rows = {s: {c: r.get(c) for c in SHIP_COLUMNS} for s, r in res["systems"].items()
-            if s in ("base", res["trinityx_system"])}
-    ship(lay.composed(res["chosen"]), cfg.ship_to, {d: lay.expert(d) for d in cfg.experts}, rows,
-         command=f"trinityx run <experiment config> --workdir {workdir}")
+    rows = {
+        s: {c: r.get(c) for c in SHIP_COLUMNS}
+        for s, r in res["systems"].items()
+        if s in ("base", res["trinityx_system"])
+    }
+    ship(
+        lay.composed(res["chosen"]),
+        cfg.ship_to,
+        {d: lay.expert(d) for d in cfg.experts},
+        rows,
+        command=f"trinityx run <experiment config> --workdir {workdir}",
+    )

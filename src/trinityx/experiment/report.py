@@ -65,8 +65,12 @@ def paired_bootstrap(a: np.ndarray, b: np.ndarray, n_boot: int = 2000, seed: int
     rng = np.random.default_rng(seed)
     means = d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(axis=1)
     p = 2 * min((means <= 0).mean(), (means >= 0).mean())
-    return {"diff": float(d.mean()), "ci": [float(np.percentile(means, 2.5)),
-            float(np.percentile(means, 97.5))], "p": float(min(1.0, p)), "n": int(len(d))}
+    return {
+        "diff": float(d.mean()),
+        "ci": [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))],
+        "p": float(min(1.0, p)),
+        "n": int(len(d)),
+    }
 
 
 def _relative(new: float | None, old: float | None, up: bool) -> str:
@@ -82,16 +86,29 @@ def write_report(cfg: ExperimentConfig, workdir: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     chosen, sel_scores = select_trinityx(cfg, lay)
     trinity_rows = [s for s, spec in cfg.systems.items() if spec == f"trinityx:{chosen}"]
-    results = {s: json.loads((lay.eval(s) / "results.json").read_text())
-               for s in cfg.systems if (lay.eval(s) / "results.json").is_file()}
+    results = {
+        s: json.loads((lay.eval(s) / "results.json").read_text())
+        for s in cfg.systems
+        if (lay.eval(s) / "results.json").is_file()
+    }
     rows = {s: summary_row(r) for s, r in results.items()}
-    stamps = {p.stem.replace("__", "/"): json.loads(p.read_text())
-              for p in sorted(lay.stamps().glob("*.json"))}
-    lines = [f"# {cfg.title}", "", f"Report written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
-             f" from `{workdir}`.", ""]
-    lines += ["## Which compose is TrinityX", "",
-              f"Chosen on the calibration-test split by `{cfg.select.metric}` of the calibrated router"
-              f" (never on the test benchmarks): **{chosen}** {sel_scores}.", ""]
+    stamps = {
+        p.stem.replace("__", "/"): json.loads(p.read_text())
+        for p in sorted(lay.stamps().glob("*.json"))
+    }
+    lines = [
+        f"# {cfg.title}",
+        "",
+        f"Report written {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} from `{workdir}`.",
+        "",
+    ]
+    lines += [
+        "## Which compose is TrinityX",
+        "",
+        f"Chosen on the calibration-test split by `{cfg.select.metric}` of the calibrated router"
+        f" (never on the test benchmarks): **{chosen}** {sel_scores}.",
+        "",
+    ]
     if rows:
         lines += ["## Results", "", paper_table(rows), ""]
     paired: dict[str, dict] = {}
@@ -99,18 +116,26 @@ def write_report(cfg: ExperimentConfig, workdir: Path) -> Path:
     if trinity:
         base = rows.get("base")
         others = [s for s in rows if s != trinity and s != "base"]
-        lines += [f"## TrinityX (`{trinity}`) against the base and the best other system", "",
-                  "| metric | TrinityX | base | vs base | best other | vs best other |",
-                  "|---|---:|---:|---:|---|---:|"]
+        lines += [
+            f"## TrinityX (`{trinity}`) against the base and the best other system",
+            "",
+            "| metric | TrinityX | base | vs base | best other | vs best other |",
+            "|---|---:|---:|---:|---|---:|",
+        ]
         for col, _, _, up in PAPER_COLUMNS:
             t = rows[trinity].get(col)
             vals = [(rows[s][col], s) for s in others if rows[s].get(col) is not None]
             best = (max(vals) if up else min(vals)) if vals else (None, "—")
             b = base.get(col) if base else None
-            lines.append(f"| {col} | {fmt(t)} | {fmt(b)} | {_relative(t, b, up)} | {best[1]} "
-                         f"{fmt(best[0])} | {_relative(t, best[0], up)} |")
-        lines += ["", "## Paired bootstrap: TrinityX minus each system (same items, 95% interval, p)",
-                  ""]
+            lines.append(
+                f"| {col} | {fmt(t)} | {fmt(b)} | {_relative(t, b, up)} | {best[1]} "
+                f"{fmt(best[0])} | {_relative(t, best[0], up)} |"
+            )
+        lines += [
+            "",
+            "## Paired bootstrap: TrinityX minus each system (same items, 95% interval, p)",
+            "",
+        ]
         cols = list(ITEM_SCORES)
         lines += ["| system | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
         for s in rows:
@@ -127,25 +152,46 @@ def write_report(cfg: ExperimentConfig, workdir: Path) -> Path:
                 star = "*" if r["p"] < 0.05 else ""
                 cells.append(f"{r['diff']:+.1f}{star} [{r['ci'][0]:+.1f}, {r['ci'][1]:+.1f}]")
             lines.append(f"| {s} | " + " | ".join(cells) + " |")
-        lines += ["", "`*`: p < 0.05. For unsafe and over-refuse a negative difference is better.", ""]
+        lines += [
+            "",
+            "`*`: p < 0.05. For unsafe and over-refuse a negative difference is better.",
+            "",
+        ]
     routing = _routing(cfg, lay, chosen, out)
     if routing:
         names = list(next(iter(routing.values()))["top1_share"])
-        lines += ["## Where the router sends each benchmark's prompts", "",
-                  "Share of prompts whose top routing weight is each expert (calibrated router).", "",
-                  "| benchmark | n | " + " | ".join(names) + " |", "|---|---:|" + "---:|" * len(names)]
-        lines += [f"| {b} | {r['n']} | " + " | ".join(f"{r['top1_share'][n]:.0f}%" for n in names) + " |"
-                  for b, r in routing.items()]
+        lines += [
+            "## Where the router sends each benchmark's prompts",
+            "",
+            "Share of prompts whose top routing weight is each expert (calibrated router).",
+            "",
+            "| benchmark | n | " + " | ".join(names) + " |",
+            "|---|---:|" + "---:|" * len(names),
+        ]
+        lines += [
+            f"| {b} | {r['n']} | " + " | ".join(f"{r['top1_share'][n]:.0f}%" for n in names) + " |"
+            for b, r in routing.items()
+        ]
         lines += ["", "![routing](routing.png)", ""]
     lines += ["## Wall time per step", "", "| step | seconds |", "|---|---:|"]
-    lines += [f"| {k} | {'adopted' if v.get('seconds') is None else round(v['seconds'])} |"
-              for k, v in stamps.items()]
+    lines += [
+        f"| {k} | {'adopted' if v.get('seconds') is None else round(v['seconds'])} |"
+        for k, v in stamps.items()
+    ]
     if (workdir / "compare" / "compare.png").is_file():
         lines += ["", "![all systems](../compare/compare.png)"]
-    write_json(out / "results.json", {"chosen": chosen, "selection_scores": sel_scores,
-                                      "trinityx_system": trinity, "systems": rows,
-                                      "paired_vs_trinityx": paired, "routing": routing,
-                                      "stamps": stamps})
+    write_json(
+        out / "results.json",
+        {
+            "chosen": chosen,
+            "selection_scores": sel_scores,
+            "trinityx_system": trinity,
+            "systems": rows,
+            "paired_vs_trinityx": paired,
+            "routing": routing,
+            "stamps": stamps,
+        },
+    )
     atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
     return out
 

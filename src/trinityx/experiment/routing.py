@@ -32,8 +32,9 @@ def _prompts(name: str, data_dir: Path, limit: int | None) -> list[str]:
 
 
 @torch.no_grad()
-def routing_shares(composed: Path, data_dir: Path, limits: dict[str, int], out: Path,
-                   batch_size: int = 16) -> dict:
+def routing_shares(
+    composed: Path, data_dir: Path, limits: dict[str, int], out: Path, batch_size: int = 16
+) -> dict:
     """{benchmark: {"top1_share": {expert: %}, "mean_prob": {expert: p}, "n": n}} + routing.png."""
     from trinityx.model.composed import TrinityXModel
 
@@ -58,7 +59,9 @@ def routing_shares(composed: Path, data_dir: Path, limits: dict[str, int], out: 
         p = torch.cat(probs)  # (N, K)
         top = p.argmax(-1)
         res[bench] = {
-            "top1_share": {n: 100.0 * float((top == k).float().mean()) for k, n in enumerate(names)},
+            "top1_share": {
+                n: 100.0 * float((top == k).float().mean()) for k, n in enumerate(names)
+            },
             "mean_prob": {n: float(p[:, k].mean()) for k, n in enumerate(names)},
             "n": len(prompts),
         }

@@ -36,13 +36,16 @@ def _expert_rows(experts: dict[str, Path]) -> list[str]:
     ]
     for name, folder in experts.items():
         if not (folder / "metrics.json").is_file() or not (folder / "config.yaml").is_file():
-            rows.append(f"| {name} | reused adapter ({folder}), trained before this run | — | — "
-                        "| — | — | — |")
+            rows.append(
+                f"| {name} | reused adapter ({folder}), trained before this run | — | — "
+                "| — | — | — |"
+            )
             continue
         m = json.loads((folder / "metrics.json").read_text())
         c = yaml.safe_load((folder / "config.yaml").read_text())
         data = ", ".join(
-            f"{Path(s['path']).name}" + (f" ({s['split']})" if s.get("split") else "") for s in c["train"]
+            f"{Path(s['path']).name}" + (f" ({s['split']})" if s.get("split") else "")
+            for s in c["train"]
         )
         dpo = f" / {c['dpo']['max_steps']}" if "dpo" in m["method"] and c.get("dpo") else ""
         rows.append(
@@ -53,8 +56,13 @@ def _expert_rows(experts: dict[str, Path]) -> list[str]:
     return rows
 
 
-def ship(composed: str | Path, out: str | Path, experts: dict[str, str | Path] | None = None,
-         results: dict | None = None, command: str = "") -> Path:
+def ship(
+    composed: str | Path,
+    out: str | Path,
+    experts: dict[str, str | Path] | None = None,
+    results: dict | None = None,
+    command: str = "",
+) -> Path:
     """Re-save `composed` into `out` (bf16 experts), carry its calibration report, write a card."""
     from trinityx.model.composed import TrinityXModel
 
@@ -101,18 +109,34 @@ def ship(composed: str | Path, out: str | Path, experts: dict[str, str | Path] |
         "details in report.md and reliability.png.",
     ]
     if results:
-        lines += ["", "## Results (the experiment's protocol; docs/results.md has every system)", "",
-                  "| system | " + " | ".join(next(iter(results.values()))) + " |",
-                  "|---|" + "---:|" * len(next(iter(results.values())))]
+        lines += [
+            "",
+            "## Results (the experiment's protocol; docs/results.md has every system)",
+            "",
+            "| system | " + " | ".join(next(iter(results.values()))) + " |",
+            "|---|" + "---:|" * len(next(iter(results.values()))),
+        ]
         for name, row in results.items():
-            lines.append(f"| {name} | " + " | ".join(
-                "—" if v is None else f"{v:.1f}" for v in row.values()) + " |")
-    lines += ["", "## How it was made", "", f"`{command}`" if command else "", "",
-              "Data licences: Alpaca and BeaverTails CC BY-NC 4.0, TruthfulQA Apache-2.0; the "
-              "weights inherit the backbone's licence (SmolLM2: Apache-2.0).", ""]
+            lines.append(
+                f"| {name} | "
+                + " | ".join("—" if v is None else f"{v:.1f}" for v in row.values())
+                + " |"
+            )
+    lines += [
+        "",
+        "## How it was made",
+        "",
+        f"`{command}`" if command else "",
+        "",
+        "Data licences: Alpaca and BeaverTails CC BY-NC 4.0, TruthfulQA Apache-2.0; the "
+        "weights inherit the backbone's licence (SmolLM2: Apache-2.0).",
+        "",
+    ]
     atomic_write_text(out / "README.md", "\n".join(lines))
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) / 2**20
     if size > SIZE_LIMIT_MB:
-        log.warning("%s is %.1f MB, over the %.0f MB budget of a shipped model", out, size, SIZE_LIMIT_MB)
+        log.warning(
+            "%s is %.1f MB, over the %.0f MB budget of a shipped model", out, size, SIZE_LIMIT_MB
+        )
     log.info("shipped %s (%.1f MB)", out, size)
     return out

@@ -85,16 +85,18 @@ def read_manifest(folder: str | Path, kind: str | None = None) -> dict:
         raise ArtifactError(f"artifact folder not found: {folder}")
     if not path.is_file():
         partial = folder.with_name(folder.name + ".partial")
-        hint = f" (an interrupted run left {partial}; rerun the same command to resume)" if (
-            partial.exists()
-        ) else ""
+        hint = (
+            f" (an interrupted run left {partial}; rerun the same command to resume)"
+            if (partial.exists())
+            else ""
+        )
         raise ArtifactError(f"{folder} has no {MANIFEST}: not a TrinityX artifact{hint}")
     try:
         manifest = json.loads(path.read_text())
     except json.JSONDecodeError as e:
-        raise ArtifactError(f"{path}: invalid JSON ({e}); the artifact is damaged, rebuild it") from e
-    if kind is not None and manifest.get("kind") != kind:
         raise ArtifactError(
-            f"{folder} is a {manifest.get('kind')!r} artifact, expected {kind!r}"
-        )
+            f"{path}: invalid JSON ({e}); the artifact is damaged, rebuild it"
+        ) from e
+    if kind is not None and manifest.get("kind") != kind:
+        raise ArtifactError(f"{folder} is a {manifest.get('kind')!r} artifact, expected {kind!r}")
     return manifest

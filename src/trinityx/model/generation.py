@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+from transformers.utils import ModelOutput
 
 from trinityx.data.formatting import prompt_string
 from trinityx.model.folding import FOLD_MIN_NEW_TOKENS, foldable, folded_view, shared_gates
@@ -99,24 +100,33 @@ class GenerationMixin:
         }
         return fields, prefs, None, None
 
-    def logits(
+    def logits(self, input_ids: Tensor, attention_mask: Tensor | None = None, **routing) -> Tensor:
+        """Teacher-forced logits (B, T, V) under the same composition rules as `generate`.
+
+        `routing` is `teacher_forced`'s: hhh_weights / weight_mode / allow_negative / top_k /
+        refusal_tau, or gates (K,) / (B, K) / (B, T, K), which override everything (e.g.
+        sequence-mode gates computed from the prompt only, when scoring prompt + response). Not
+        wrapped in no_grad, so the router LM loss can backpropagate; wrap it yourself for
+        inference.
+        """
+        return self.teacher_forced(input_ids, attention_mask, **routing).logits
+
+    def teacher_forced(
         self,
         input_ids: Tensor,
         attention_mask: Tensor | None = None,
         *,
+        labels: Tensor | None = None,
         hhh_weights=None,
         weight_mode: str = "multiply",
         allow_negative: bool = False,
         top_k: int | None = None,
         gates: Tensor | None = None,
         refusal_tau: float | None = None,
-    ) -> Tensor:
-        """Teacher-forced logits (B, T, V) under the same composition rules as `generate`.
-
-        gates (K,) / (B, K) / (B, T, K) overrides everything (e.g. sequence-mode gates computed
-        from the prompt only, when scoring prompt + response). Not wrapped in no_grad, so the
-        router LM loss can backpropagate; wrap it yourself for inference.
-        """
+    ) -> ModelOutput:
+        """The backbone's teacher-forced output under the composition rules of `logits`; with
+        `labels` (B, T; -100 = not scored) its ``.loss`` is Hugging Face's causal-LM loss (the
+        mean next-token NLL, shifted inside the model), so callers never shift by hand."""
         ids = input_ids.to(self.device)
         mask = (torch.ones_like(ids) if attention_mask is None else attention_mask).to(self.device)
         if gates is not None:
@@ -126,8 +136,12 @@ class GenerationMixin:
                 ids, mask, hhh_weights, weight_mode, allow_negative, top_k, refusal_tau=refusal_tau
             )[0]
         with self._routing(**fields):
-            out = self.model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask))
-        return out.logits
+            return self.model(
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=position_ids(mask),
+                labels=None if labels is None else labels.to(self.device),
+            )
 
     @torch.no_grad()
     def generate(

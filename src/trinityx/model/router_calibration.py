@@ -91,14 +91,16 @@ def _confusion(pred: Tensor, labels: Tensor, k: int) -> list[list[int]]:
 
 # --------------------------------------------------------------------------- token records
 @torch.no_grad()
-def token_logits(model: TrinityXModel, examples: Sequence[RoutingExample], batch_size: int,
-                 max_length: int) -> tuple[Tensor, Tensor, Tensor]:
+def token_logits(
+    model: TrinityXModel, examples: Sequence[RoutingExample], batch_size: int, max_length: int
+) -> tuple[Tensor, Tensor, Tensor]:
     """Per-layer router logits at every real prompt token, under the model's current per-layer
     calibration: Z (L, Ntok, K), owner (Ntok,) the prompt index of each token, and the pooled
     sequence-level logits (N, K) (mean over layers and tokens, as `route_logits`)."""
     zs, owners, pooled = [], [], []
-    for chunk, ids, mask in _batches(model, examples, batch_size, max_length,
-                                     desc="per-layer router logits"):
+    for chunk, ids, mask in _batches(
+        model, examples, batch_size, max_length, desc="per-layer router logits"
+    ):
         recs = model.token_records(ids, mask)  # L x (B, T, K)
         m = mask.to(recs[0].device)
         sel = m.bool()  # (B, T)
@@ -161,8 +163,16 @@ def _fit_sequence(model: TrinityXModel, z: Tensor, y: Tensor, method: str) -> di
     }
 
 
-def _fit_token(model: TrinityXModel, fit_ex: Sequence[RoutingExample], y_fit: Tensor,
-               method: str, scope: str, rounds: int, batch_size: int, max_length: int) -> dict:
+def _fit_token(
+    model: TrinityXModel,
+    fit_ex: Sequence[RoutingExample],
+    y_fit: Tensor,
+    method: str,
+    scope: str,
+    rounds: int,
+    batch_size: int,
+    max_length: int,
+) -> dict:
     """Gate calibration inside the layers, refitted `rounds` times: a layer's calibration
     changes the hidden states later layers route on, so each round refits on logits recorded
     under the previous round's calibration (composing the scalings) until they settle.
@@ -188,16 +198,23 @@ def _fit_token(model: TrinityXModel, fit_ex: Sequence[RoutingExample], y_fit: Te
             w, b = fit_layer_vector_scaling(zz, yy)  # (L, K) or (1, K) each
         w, b = w.expand(len(names), k), b.expand(len(names), k)
         # z'' = (z * s + c) * w + b: compose with the previous round's calibration
-        model.set_layer_calibration({
-            n: (old[n][0].float().cpu() * w[i], old[n][1].float().cpu() * w[i] + b[i])
-            for i, n in enumerate(names)})
+        model.set_layer_calibration(
+            {
+                n: (old[n][0].float().cpu() * w[i], old[n][1].float().cpu() * w[i] + b[i])
+                for i, n in enumerate(names)
+            }
+        )
         history.append(float((w - 1).abs().mean()))
     scales = torch.stack([s.float().mean() for s, _ in model.layer_calibration().values()])
     temps = 1.0 / scales
     q = torch.quantile(temps, torch.tensor([0.0, 0.5, 1.0])).tolist()
-    return {"layer_temperatures": dict(zip(names, temps.tolist(), strict=True)),
-            "temperature_min_median_max": q, "rounds": rounds, "scope": scope,
-            "mean_abs_change_per_round": history}
+    return {
+        "layer_temperatures": dict(zip(names, temps.tolist(), strict=True)),
+        "temperature_min_median_max": q,
+        "rounds": rounds,
+        "scope": scope,
+        "mean_abs_change_per_round": history,
+    }
 
 
 def calibrate_router(
@@ -238,8 +255,16 @@ def calibrate_router(
         # 1. each layer's gates: one temperature (or w_l, b_l) per layer, per-token NLL
         z_test, own_test, pooled_test = token_logits(model, test_ex, batch_size, max_length)
         report["gates_before"] = _pooled_gate_metrics(z_test, own_test, y_test, nb, boot)
-        report["fitted"] = _fit_token(model, fit_ex, y_fit, cfg.method, cfg.token_scope,
-                                      cfg.layer_rounds, batch_size, max_length)
+        report["fitted"] = _fit_token(
+            model,
+            fit_ex,
+            y_fit,
+            cfg.method,
+            cfg.token_scope,
+            cfg.layer_rounds,
+            batch_size,
+            max_length,
+        )
         # 2. the sequence-level decision: pooled logits of the calibrated layers, its own T
         _, _, pooled_fit = token_logits(model, fit_ex, batch_size, max_length)
         report["fitted"]["decision"] = _fit_sequence(model, pooled_fit, y_fit, cfg.method)

@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from trinityx.config import RouterTraining
-from trinityx.data.formatting import IGNORE_INDEX, collate, encode_sft
+from trinityx.data.formatting import collate, encode_sft
 from trinityx.data.records import RoutingExample, SFTExample
 from trinityx.model.composed import TrinityXModel
 from trinityx.nn.router import router_loss
@@ -43,8 +43,14 @@ def targets_for(model: TrinityXModel, examples: Sequence[RoutingExample]) -> tor
     return torch.tensor(rows)
 
 
-def _batches(model: TrinityXModel, examples: Sequence[RoutingExample], batch_size: int,
-             max_length: int, order: Sequence[int] | None = None, desc: str | None = None):
+def _batches(
+    model: TrinityXModel,
+    examples: Sequence[RoutingExample],
+    batch_size: int,
+    max_length: int,
+    order: Sequence[int] | None = None,
+    desc: str | None = None,
+):
     """(indices, input_ids, attention_mask) per batch; with `desc`, a progress bar."""
     idx = list(order) if order is not None else list(range(len(examples)))
     starts = range(0, len(idx), batch_size)
@@ -55,8 +61,12 @@ def _batches(model: TrinityXModel, examples: Sequence[RoutingExample], batch_siz
 
 
 @torch.no_grad()
-def collect_logits(model: TrinityXModel, examples: Sequence[RoutingExample], batch_size: int = 16,
-                   max_length: int = 128) -> torch.Tensor:
+def collect_logits(
+    model: TrinityXModel,
+    examples: Sequence[RoutingExample],
+    batch_size: int = 16,
+    max_length: int = 128,
+) -> torch.Tensor:
     """Uncalibrated sequence-level router logits (N, K) for calibration and evaluation."""
     out = []
     for _, ids, mask in _batches(model, examples, batch_size, max_length, desc="router logits"):
@@ -70,24 +80,27 @@ def lm_loss(model: TrinityXModel, batch: Sequence[SFTExample], max_length: int) 
     token mode: the per-layer routers route prompt + response; sequence mode: the gates come from
     the prompt alone (as at generation time) and are held over the response.
     """
-    enc = collate([encode_sft(model.tokenizer, ex, max_length) for ex in batch],
-                  model.tokenizer.pad_token_id)
+    enc = collate(
+        [encode_sft(model.tokenizer, ex, max_length) for ex in batch], model.tokenizer.pad_token_id
+    )
     gates = None
     if model.routing == "sequence":
         ids, mask = model.encode([list(ex.messages) for ex in batch])
         z = model.sequence_logits_from_features(model.pooled_features(ids, mask))  # (B, K)
         gates = torch.softmax(model.calibrate(z).float(), -1)
-    logits = model.logits(enc["input_ids"], enc["attention_mask"], gates=gates)  # (B, T, V)
-    labels = enc["labels"].to(logits.device)
-    return torch.nn.functional.cross_entropy(
-        logits[:, :-1].float().reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),
-        ignore_index=IGNORE_INDEX,
+    out = model.teacher_forced(
+        enc["input_ids"], enc["attention_mask"], labels=enc["labels"], gates=gates
     )
+    return out.loss
 
 
-def save_checkpoint(path: Path, params: Sequence[torch.nn.Parameter],
-                    opt: torch.optim.Optimizer, gen: torch.Generator,
-                    history: Sequence[dict] = ()) -> None:
+def save_checkpoint(
+    path: Path,
+    params: Sequence[torch.nn.Parameter],
+    opt: torch.optim.Optimizer,
+    gen: torch.Generator,
+    history: Sequence[dict] = (),
+) -> None:
     """Router parameters, optimizer state, RNG states and the loss history so far in one
     safetensors file (written atomically)."""
     tensors = {f"p{i}": p.detach().cpu().contiguous() for i, p in enumerate(params)}
@@ -101,15 +114,22 @@ def save_checkpoint(path: Path, params: Sequence[torch.nn.Parameter],
                 scalars.setdefault(str(i), {})[k] = v
     tensors["rng.data"] = gen.get_state()
     tensors["rng.torch"] = torch.get_rng_state()
-    meta = {"param_groups": json.dumps(sd["param_groups"]), "scalars": json.dumps(scalars),
-            "history": json.dumps(list(history))}
+    meta = {
+        "param_groups": json.dumps(sd["param_groups"]),
+        "scalars": json.dumps(scalars),
+        "history": json.dumps(list(history)),
+    }
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata=meta)
     tmp.replace(path)
 
 
-def load_checkpoint(path: Path, params: Sequence[torch.nn.Parameter],
-                    opt: torch.optim.Optimizer, gen: torch.Generator) -> list[dict]:
+def load_checkpoint(
+    path: Path,
+    params: Sequence[torch.nn.Parameter],
+    opt: torch.optim.Optimizer,
+    gen: torch.Generator,
+) -> list[dict]:
     """Inverse of `save_checkpoint`: sets parameters, AdamW moments and step, RNG states;
     returns the history up to the checkpoint."""
     from safetensors import safe_open
@@ -118,8 +138,10 @@ def load_checkpoint(path: Path, params: Sequence[torch.nn.Parameter],
         meta = f.metadata() or {}
     state = load_file(str(path))
     if "param_groups" not in meta or "rng.data" not in state:
-        raise ValueError(f"{path} is a router checkpoint without optimizer/RNG state (an older "
-                         "format); delete the .partial folder or compose with restart=true")
+        raise ValueError(
+            f"{path} is a router checkpoint without optimizer/RNG state (an older "
+            "format); delete the .partial folder or compose with restart=true"
+        )
     with torch.no_grad():
         for i, p in enumerate(params):
             p.copy_(state[f"p{i}"])
@@ -177,21 +199,34 @@ def train_router(
             log.info("resuming router training after epoch %d", start)
     feats = None
     if model.routing == "sequence":  # backbone frozen + experts off: features are fixed
-        feats = torch.cat([model.pooled_features(ids, mask) for _, ids, mask in
-                           _batches(model, examples, cfg.batch_size, cfg.max_length,
-                                    desc="router features (once)")])
+        feats = torch.cat(
+            [
+                model.pooled_features(ids, mask)
+                for _, ids, mask in _batches(
+                    model, examples, cfg.batch_size, cfg.max_length, desc="router features (once)"
+                )
+            ]
+        )
     model.model.train(False)
     for epoch in range(start, cfg.epochs):
         order = torch.randperm(len(examples), generator=gen).tolist()
-        bar = tqdm(list(_batches(model, examples, cfg.batch_size, cfg.max_length, order)),
-                   desc=f"router epoch {epoch + 1}/{cfg.epochs}", leave=False)
+        bar = tqdm(
+            list(_batches(model, examples, cfg.batch_size, cfg.max_length, order)),
+            desc=f"router epoch {epoch + 1}/{cfg.epochs}",
+            leave=False,
+        )
         for chunk, ids, mask in bar:
             if feats is not None:
                 logits = model.sequence_logits_from_features(feats[chunk])
             else:
                 logits = model.route_logits(ids, mask, train=True)  # (B, K)
-            loss, parts = router_loss(logits.float(), targets[chunk].to(logits.device),
-                                      prior.to(logits.device), cfg.entropy_weight, cfg.kl_weight)
+            loss, parts = router_loss(
+                logits.float(),
+                targets[chunk].to(logits.device),
+                prior.to(logits.device),
+                cfg.entropy_weight,
+                cfg.kl_weight,
+            )
             if cfg.lm_weight > 0 and lm_examples:
                 picks = torch.randint(len(lm_examples), (cfg.batch_size,), generator=gen)
                 lm = lm_loss(model, [lm_examples[i] for i in picks.tolist()], cfg.max_length)
@@ -201,12 +236,18 @@ def train_router(
             loss.backward()
             opt.step()
             hits = (logits.detach().argmax(-1).cpu() == targets[chunk].argmax(-1)).float()
-            history.append({"epoch": epoch + 1, **parts, "accuracy": float(hits.mean()),
-                            "n": len(chunk)})
+            history.append(
+                {"epoch": epoch + 1, **parts, "accuracy": float(hits.mean()), "n": len(chunk)}
+            )
             bar.set_postfix(loss=f"{parts['total']:.3f}")
         if checkpoint_dir is not None:
             checkpoint_dir.mkdir(parents=True, exist_ok=True)
-            save_checkpoint(checkpoint_dir / f"router_epoch{epoch + 1:03d}.safetensors",
-                            params, opt, gen, history)
+            save_checkpoint(
+                checkpoint_dir / f"router_epoch{epoch + 1:03d}.safetensors",
+                params,
+                opt,
+                gen,
+                history,
+            )
     model.freeze_routers()
     return history

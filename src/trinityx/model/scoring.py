@@ -19,24 +19,25 @@ def masked_lm_loss(
     batch_size: int = 8,
     max_length: int = 256,
 ) -> float:
-    """Mean next-token NLL over response tokens only (the held-out loss experts are judged by)."""
+    """Mean next-token NLL over response tokens only (the held-out loss experts are judged by).
+
+    Each batch's loss is the model's own (``labels=``: shifted and masked by Hugging Face); batches
+    are weighted by their scored tokens, so the result does not depend on ``batch_size``."""
     device = next(model.parameters()).device
     total, count = 0.0, 0
     encoded = [encode_sft(tokenizer, ex, max_length) for ex in examples]
     for i in range(0, len(encoded), batch_size):
         batch = collate(encoded[i : i + batch_size], tokenizer.pad_token_id)
         batch = {k: v.to(device) for k, v in batch.items()}
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        shift_logits = logits[:, :-1].float()  # (B, T-1, V)
-        shift_labels = batch["labels"][:, 1:]  # (B, T-1)
-        loss = torch.nn.functional.cross_entropy(
-            shift_logits.reshape(-1, shift_logits.shape[-1]),
-            shift_labels.reshape(-1),
-            ignore_index=IGNORE_INDEX,
-            reduction="sum",
+        out = model(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["attention_mask"],
+            labels=batch["labels"],
         )
-        total += loss.item()
-        count += int((shift_labels != IGNORE_INDEX).sum())
+        n = int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())  # tokens the loss averages over
+        if n:
+            total += out.loss.item() * n
+            count += n
     return total / max(count, 1)
 
 

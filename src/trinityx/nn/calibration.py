@@ -68,9 +68,15 @@ def _warn_at_bounds(t: Tensor, bounds: tuple[float, float], what: str) -> None:
     lo, hi = bounds
     at = ((t <= lo * 1.01) | (t >= hi * 0.99)).nonzero().flatten().tolist()
     if at:
-        log.warning("%s: temperature at a bound %s for %d of %d fits (e.g. index %s); the "
-                    "calibration data may be separable or too small", what, bounds, len(at),
-                    t.numel(), at[:5])
+        log.warning(
+            "%s: temperature at a bound %s for %d of %d fits (e.g. index %s); the "
+            "calibration data may be separable or too small",
+            what,
+            bounds,
+            len(at),
+            t.numel(),
+            at[:5],
+        )
 
 
 def fit_temperature(
@@ -98,8 +104,9 @@ def fit_layer_temperatures(
     """
     z = logits.detach().double()  # (L, N, K)
     y = _soft(targets.detach(), z.shape[-1], z.dtype).to(z.device)  # (N, K)
-    u = torch.full((z.shape[0],), _unbounded_start(bounds, z.dtype), dtype=torch.float64,
-                   requires_grad=True)
+    u = torch.full(
+        (z.shape[0],), _unbounded_start(bounds, z.dtype), dtype=torch.float64, requires_grad=True
+    )
 
     def loss() -> Tensor:
         zt = z / _bounded(u, bounds)[:, None, None]

@@ -83,7 +83,9 @@ class FastPathMixin:
         version = a._version + rb._version + bm._version + gs._version + gb._version
         key = (a, rb, bm, gs, gb)
         if c is None or not (
-            all(x is y for x, y in zip(c[0], key, strict=True)) and c[1] == version and c[2] == dtype
+            all(x is y for x, y in zip(c[0], key, strict=True))
+            and c[1] == version
+            and c[2] == dtype
         ):
             R = self._R
             s = gs.to(a.dtype)

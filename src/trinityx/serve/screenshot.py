@@ -30,8 +30,13 @@ def chrome_driver(width: int = 1400, height: int = 1000) -> tuple[Any | None, st
         return None, "chromium / chromedriver not found (apt-get install chromium chromium-driver)"
     opts = webdriver.ChromeOptions()
     opts.binary_location = browser
-    for a in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-              f"--window-size={width},{height}"):
+    for a in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        f"--window-size={width},{height}",
+    ):
         opts.add_argument(a)
     try:
         return webdriver.Chrome(service=Service(driver), options=opts), None
@@ -39,8 +44,15 @@ def chrome_driver(width: int = 1400, height: int = 1000) -> tuple[Any | None, st
         return None, f"chromium did not start: {type(e).__name__}: {str(e)[:200]}"
 
 
-def screenshot(url: str, out: Path, prompt: str, preset: str | None, max_tokens: int,
-               api_key: str | None = None, timeout_s: float = 900) -> Path:
+def screenshot(
+    url: str,
+    out: Path,
+    prompt: str,
+    preset: str | None,
+    max_tokens: int,
+    api_key: str | None = None,
+    timeout_s: float = 900,
+) -> Path:
     """Drive the page at `url`: preset, base side by side, one prompt; save a PNG at `out`."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -88,8 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-tokens", type=int, default=64)
     args = p.parse_args(argv)
     tx = TrinityXModel.from_pretrained(args.model)
-    app = create_app(ServedModel(tx.model, tx.tokenizer, Path(args.model).name, tx=tx),
-                     max_wait_ms=5)
+    app = create_app(
+        ServedModel(tx.model, tx.tokenizer, Path(args.model).name, tx=tx), max_wait_ms=5
+    )
     with serve_in_thread(app) as url:
         print(screenshot(url, args.out, args.prompt, args.preset, args.max_tokens))
     return 0

@@ -38,6 +38,7 @@ from trinityx.nn.prior import task_vector_cosines, task_vector_prior
 
 log = logging.getLogger(__name__)
 
+
 def _backbone_cfg(cfg: ComposeConfig) -> BackboneConfig:
     if cfg.backbone is not None:
         return cfg.backbone
@@ -66,13 +67,18 @@ def compute_prior(model: TrinityXModel, prior: PriorSettings) -> tuple[torch.Ten
         ref = load_peft_adapter(prior.reference, name="reference")
         reference = [
             {"reference": (ref.modules[n].lora_A, ref.modules[n].lora_B, ref.modules[n].scale)}
-            if n in ref.modules else {"reference": _zero_factors(layer)}
+            if n in ref.modules
+            else {"reference": _zero_factors(layer)}
             for n, layer in model.layers.items()
         ]
     cos = task_vector_cosines(layers, reference, names=names)
     gamma = task_vector_prior(layers, reference, prior.temperature, names=names)
-    return gamma, {"kind": "task_vectors", "reference": prior.reference,
-                   "temperature": prior.temperature, "cosines": dict(zip(names, cos.tolist(), strict=True))}
+    return gamma, {
+        "kind": "task_vectors",
+        "reference": prior.reference,
+        "temperature": prior.temperature,
+        "cosines": dict(zip(names, cos.tolist(), strict=True)),
+    }
 
 
 def _zero_factors(layer) -> tuple[torch.Tensor, torch.Tensor, float]:
@@ -101,8 +107,9 @@ def _check_partial(work: Path, cfg: ComposeConfig) -> None:
     if not old_cfg.is_file():
         return
     ignore = {"overwrite", "restart"}
-    before = {k: v for k, v in (yaml.safe_load(old_cfg.read_text()) or {}).items()
-              if k not in ignore}
+    before = {
+        k: v for k, v in (yaml.safe_load(old_cfg.read_text()) or {}).items() if k not in ignore
+    }
     now = {k: v for k, v in yaml.safe_load(dump_yaml(cfg)).items() if k not in ignore}
     diff = sorted(k for k in before.keys() | now.keys() if before.get(k) != now.get(k))
     if not diff:
@@ -111,9 +118,11 @@ def _check_partial(work: Path, cfg: ComposeConfig) -> None:
         log.warning("discarding %s (its config differs in %s)", work, diff)
         shutil.rmtree(work)
         return
-    raise ValueError(f"{work} holds an interrupted compose with a different config (keys "
-                     f"{diff}); rerun with the same config to resume, or with restart=true "
-                     "to discard it")
+    raise ValueError(
+        f"{work} holds an interrupted compose with a different config (keys "
+        f"{diff}); rerun with the same config to resume, or with restart=true "
+        "to discard it"
+    )
 
 
 def _accuracy(model: TrinityXModel, examples, cfg: ComposeConfig) -> float:
@@ -129,7 +138,9 @@ def run(cfg: ComposeConfig, backbone_loader: Callable[..., Backbone] = load_back
     `backbone_loader(cfg)` replaces `load_backbone` (the demo hands out copies of one load)."""
     out = Path(cfg.output_dir)
     if out.exists() and not cfg.overwrite:
-        raise ArtifactError(f"{out} already exists; set overwrite=true or choose another output_dir")
+        raise ArtifactError(
+            f"{out} already exists; set overwrite=true or choose another output_dir"
+        )
     names = list(cfg.experts)
     train_src = cfg.router_data or default_sources(names, "train")
     train_ex = load_routing(cfg, train_src)
@@ -151,16 +162,25 @@ def run(cfg: ComposeConfig, backbone_loader: Callable[..., Backbone] = load_back
     lm_ex = [r.as_sft() if hasattr(r, "as_sft") else r for r in load_sources(cfg, cfg.lm_data)]
     if cfg.router.lm_weight > 0 and not lm_ex:
         raise ValueError("router.lm_weight > 0 needs lm_data (SFT sources with responses)")
-    history = train_router(model, train_ex, cfg.router, gamma, cfg.seed, work / "router_ckpt",
-                           lm_ex)
+    history = train_router(
+        model, train_ex, cfg.router, gamma, cfg.seed, work / "router_ckpt", lm_ex
+    )
     last = [h for h in history if h["epoch"] == cfg.router.epochs and "accuracy" in h]
-    train_acc = (sum(h["accuracy"] * h["n"] for h in last) / max(1, sum(h["n"] for h in last))
-                 if last else None)  # running accuracy over the last epoch (no extra pass)
-    cal = calibrate_router(model, fit_ex, test_ex, cfg.calibration, cfg.router.batch_size,
-                           cfg.router.max_length)
+    train_acc = (
+        sum(h["accuracy"] * h["n"] for h in last) / max(1, sum(h["n"] for h in last))
+        if last
+        else None
+    )  # running accuracy over the last epoch (no extra pass)
+    cal = calibrate_router(
+        model, fit_ex, test_ex, cfg.calibration, cfg.router.batch_size, cfg.router.max_length
+    )
     model.top_k = cfg.top_k
-    model.metadata = {"stage": "compose", "routing": cfg.routing, "top_k": cfg.top_k,
-                      "prompt_sets": sets}
+    model.metadata = {
+        "stage": "compose",
+        "routing": cfg.routing,
+        "top_k": cfg.top_k,
+        "prompt_sets": sets,
+    }
     model.save_pretrained(out)  # atomic; then the report files beside it
     report = {
         "experts": names,
@@ -168,24 +188,35 @@ def run(cfg: ComposeConfig, backbone_loader: Callable[..., Backbone] = load_back
         "top_k": cfg.top_k,
         "prompt_sets": sets,
         "prior": prior_info | {"gamma": dict(zip(names, gamma.tolist(), strict=True))},
-        "router_training": {"n": len(train_ex), "train_accuracy_last_epoch": train_acc,
-                            "final": history[-1] if history else None},
+        "router_training": {
+            "n": len(train_ex),
+            "train_accuracy_last_epoch": train_acc,
+            "final": history[-1] if history else None,
+        },
         "test_accuracy_untrained": acc_untrained,
         "calibration": cal,
     }
     write_json(out / "router_history.json", history)
-    md = write_calibration_report(cal, out, names, f"router calibration ({cfg.routing} routing)",
-                                  sets)
+    md = write_calibration_report(
+        cal, out, names, f"router calibration ({cfg.routing} routing)", sets
+    )
     report["showcase_routing"] = _heatmap(model, out / "routing_heatmap.png")
     write_json(out / "report.json", report)
     (out / "report.md").write_text(
-        f"# Composed model: {cfg.routing} routing" + (f", top-{cfg.top_k}" if cfg.top_k else "")
+        f"# Composed model: {cfg.routing} routing"
+        + (f", top-{cfg.top_k}" if cfg.top_k else "")
         + f"\n\nRouter accuracy (test split): untrained {acc_untrained:.3f}, trained "
         f"{cal['after']['accuracy']:.3f}; training prompts (last epoch) "
         f"{train_acc if train_acc is None else round(train_acc, 3)}.\n\n{md}"
-        "\n![routing heat map](routing_heatmap.png)\n")
+        "\n![routing heat map](routing_heatmap.png)\n"
+    )
     (out / "config.yaml").write_text(dump_yaml(cfg))
     shutil.rmtree(work, ignore_errors=True)
-    log.info("composed model written to %s (test ECE %.3f -> %.3f, accuracy %.3f)", out,
-             cal["before"]["ece"], cal["after"]["ece"], cal["after"]["accuracy"])
+    log.info(
+        "composed model written to %s (test ECE %.3f -> %.3f, accuracy %.3f)",
+        out,
+        cal["before"]["ece"],
+        cal["after"]["ece"],
+        cal["after"]["accuracy"],
+    )
     return out

@@ -54,7 +54,7 @@ class RoutedJudge:
 
 
 def _make_judge(cfg: EvalConfig, s: JudgeSettings):
-    from trinityx.eval.judges import judge_from_settings
+    from trinityx.eval.judges.registry import judge_from_settings
 
     return judge_from_settings(
         s,

@@ -142,8 +142,9 @@ def _finish(trainer, work: Path) -> list[dict]:
     return trainer.state.log_history
 
 
-def sft_trainer(cfg, backbone, train: list[SFTExample], work: Path, device,
-                callbacks: list | None = None):
+def sft_trainer(
+    cfg, backbone, train: list[SFTExample], work: Path, device, callbacks: list | None = None
+):
     """TRL's SFTTrainer over the encoded rows (prompt tokens masked), a fresh LoRA adapter."""
     from datasets import Dataset
     from peft import LoraConfig
@@ -256,8 +257,11 @@ def _loss_plot(history: dict[str, list[dict]], path: Path) -> None:
     plt.close(fig)
 
 
-def run(cfg: TrainExpertConfig, callbacks: list | None = None,
-        backbone_loader: Callable[..., Backbone] = load_backbone) -> Path:
+def run(
+    cfg: TrainExpertConfig,
+    callbacks: list | None = None,
+    backbone_loader: Callable[..., Backbone] = load_backbone,
+) -> Path:
     """Train the expert and write its artifact folder; returns the folder.
 
     `callbacks`: extra transformers `TrainerCallback`s (logging, early stopping, ...). Rerunning

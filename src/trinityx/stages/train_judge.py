@@ -1,7 +1,7 @@
 """Stage: train one local judge (truth, info, harm, pairwise or helpfulness) on the real data, on CPU.
 
 A thin wrapper so the CLI and pipelines drive judge training from a config like every other stage;
-the work lives in :func:`trinityx.eval.local_judges.train_judge`.
+the work lives in :func:`trinityx.eval.judges.local.train.train_judge`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ import logging
 from pathlib import Path
 
 from trinityx.eval.config import TrainJudgeConfig
-from trinityx.eval.local_judges import KINDS, train_judge
+from trinityx.eval.judges.local.folder import KINDS
+from trinityx.eval.judges.local.train import train_judge
 
 log = logging.getLogger(__name__)
 

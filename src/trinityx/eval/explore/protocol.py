@@ -95,11 +95,11 @@ def prefer_judge(cfg: ExploreConfig, root: Path | None = None) -> tuple[object |
     if s.kind == "hf_classifier":
         return None, "judge kind hf_classifier cannot compare answers; AlpacaEval skipped"
     if s.kind == "openai":
-        from trinityx.eval.judge_openai import OpenAIJudge
+        from trinityx.eval.judges.openai import OpenAIJudge
 
         cache = Path(cfg.cache_dir) / "judge"
         return OpenAIJudge(s.base_url, s.model, s.api_key_env, cache_dir=cache, seed=cfg.seed), None
-    from trinityx.eval.judges import LocalJudge
+    from trinityx.eval.judges.local.backend import LocalJudge
 
     path = Path(s.path or "runs/judges")
     path = path if root is None or path.is_absolute() else root / path

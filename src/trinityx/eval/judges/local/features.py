@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from trinityx.eval.judge_encoders import Encoder
+from trinityx.eval.judges.local.encoders import Encoder
 
 
 def _lengths(texts: Sequence[str]) -> np.ndarray:

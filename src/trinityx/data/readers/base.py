@@ -1,5 +1,5 @@
-"""Shared machinery of the data readers: the error type, the read report, file opening and the
-skip-or-raise policy for bad rows, plus field checks and record-kind conversion.
+"""Shared machinery of the data readers: the error type, the read report, the skip-or-raise
+policy for bad rows, field checks and record-kind conversion (`files` opens files and loops rows).
 
 Every reader goes through `RowSink`, so "a malformed row is an error unless `skip_bad_rows`, and
 skipped rows are always counted and logged" is decided in one place, and every message names the
@@ -8,14 +8,10 @@ file, the line or row, the field and the fix.
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
-import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import Any, Literal
 
 from trinityx import DIMENSIONS
 from trinityx.data.records import Message, PreferencePair, RoutingExample, SFTExample
@@ -89,59 +85,6 @@ class RowSink:
                 why = f"{rep.filtered} row(s) read, none matched the filter"
             raise DataError(f"{self.source}: no records ({why}){empty_hint}")
         return records
-
-
-def check_path(path: str | Path) -> Path:
-    """The path as a Path, or FileNotFoundError naming it (before any format guessing)."""
-    p = Path(path)
-    if not p.is_file():
-        what = "is a directory, not a file" if p.is_dir() else "does not exist"
-        raise FileNotFoundError(f"data file {str(path)!r} {what}")
-    return p
-
-
-def open_text(path: Path) -> TextIO:
-    """Open a UTF-8 text file, transparently gunzipping `*.gz` (hh-rlhf ships as .jsonl.gz)."""
-    if path.name.endswith(".gz"):
-        return gzip.open(path, "rt", encoding="utf-8")
-    return open(path, encoding="utf-8")
-
-
-def iter_jsonl(path: Path, sink: RowSink) -> Iterator[tuple[str, dict[str, Any]]]:
-    """Yield ("path:line", object) for each non-blank line; bad JSON goes through the sink."""
-    try:
-        with open_text(path) as f:
-            for lineno, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                sink.rows += 1
-                where = f"{path}:{lineno}"
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as e:
-                    sink.bad(
-                        DataError(
-                            f"{where}: invalid JSON ({e.msg} at column {e.colno}); each line of a "
-                            "JSONL file must be one complete JSON object"
-                        )
-                    )
-                    continue
-                if not isinstance(obj, dict):
-                    sink.bad(
-                        DataError(
-                            f"{where}: expected a JSON object ({{...}}), got {type(obj).__name__}"
-                        )
-                    )
-                    continue
-                yield where, obj
-    except UnicodeDecodeError as e:
-        raise DataError(
-            f"{path}: not UTF-8 text ({e.reason} at byte {e.start}); re-save the file as UTF-8"
-        ) from e
-    except (gzip.BadGzipFile, EOFError, zlib.error) as e:
-        raise DataError(
-            f"{path}: not a valid gzip file ({e}); decompress it or fix the .gz extension"
-        ) from e
 
 
 def get_str(row: dict[str, Any], key: str, where: str, need: str, *, empty_ok: bool = False) -> str:
@@ -233,3 +176,11 @@ def convert(record: Record, kind: str | None, where: str) -> Record:
         "routing": "'prompt' and 'weights'",
     }[kind]
     raise DataError(f"{where}: a {have} row cannot be read as kind={kind!r}; rows need {need}")
+
+
+def check_args(kind: str | None, dimension: str | None) -> None:
+    """Raise ValueError for an unknown record kind or dimension."""
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"kind={kind!r} is not one of {', '.join(KINDS)} (or None: as read)")
+    if dimension is not None and dimension not in DIMENSIONS:
+        raise ValueError(f"dimension={dimension!r} is not one of {', '.join(DIMENSIONS)}")

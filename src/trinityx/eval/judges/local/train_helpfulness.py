@@ -26,24 +26,24 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold, GroupShuffleSplit
 from tqdm import tqdm
 
-from trinityx.eval.judge_artifact import base_meta
-from trinityx.eval.judge_calibration import evaluate_pairs, reliability_png, report_markdown
-from trinityx.eval.judge_data import (
+from trinityx.eval.judges.local.calibration import evaluate_pairs, reliability_png, report_markdown
+from trinityx.eval.judges.local.data import (
     PairwiseAnnotation,
     read_generator_annotations,
     read_pairwise_annotations,
 )
-from trinityx.eval.judge_encoders import Encoder
-from trinityx.eval.judge_fitting import subsample
-from trinityx.eval.judge_helpfulness import (
+from trinityx.eval.judges.local.encoders import Encoder
+from trinityx.eval.judges.local.fitting import subsample
+from trinityx.eval.judges.local.folder import base_meta
+from trinityx.eval.judges.local.helpfulness import (
     HelpfulnessJudge,
     content_scores,
     debiased,
     feature_names,
     pair_v2_features,
 )
-from trinityx.eval.judge_text_features import surface_features
-from trinityx.eval.judge_trees import TreeEnsemble
+from trinityx.eval.judges.local.text_features import surface_features
+from trinityx.eval.judges.local.trees import TreeEnsemble
 
 MORE_FILE = "alpaca_eval/gpt4_annotations_more.jsonl.gz"
 PER_MODEL_DIR = "alpaca_eval/gpt4_annotations_vs_davinci003"

@@ -1,7 +1,7 @@
 """Read a Hugging Face dataset id into records, with a clear error when the Hub is out of reach.
 
 `datasets` is imported lazily: it is slow to import and only this path needs it. Rows go through
-the same row parsers as local files (`readers_generic.records_from_rows`), so a Hub copy of
+the same row parsers as local files (`readers.formats.records_from_rows`), so a Hub copy of
 BeaverTails or hh-rlhf gives exactly the records its local file would.
 """
 
@@ -13,8 +13,8 @@ from contextlib import contextmanager
 from itertools import chain
 from typing import Any
 
-from trinityx.data.readers_base import KINDS, DataError, ReadReport, Record, RowSink
-from trinityx.data.readers_generic import ROW_FORMATS, detect_row_format, records_from_rows
+from trinityx.data.readers.base import KINDS, DataError, ReadReport, Record, RowSink
+from trinityx.data.readers.formats import ROW_FORMATS, detect_row_format, records_from_rows
 
 _TRUE = {"1", "ON", "YES", "TRUE"}
 _OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")

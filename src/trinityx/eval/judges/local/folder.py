@@ -1,8 +1,8 @@
 """A local judge's folder: judge.json (what it judges, with which encoder and features, on which
 data files) and head.safetensors (its arrays), read and written atomically, without pickle.
 
-The folder format alone, apart from the judge classes that fill it (`judge_artifact`,
-`judge_helpfulness`), so both write through here and neither imports the other to save.
+The folder format alone, apart from the judge classes that fill it (`trained`,
+`helpfulness`), so both write through here and neither imports the other to save.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import numpy as np
 from safetensors.numpy import load_file, save_file
 
 from trinityx import __version__
-from trinityx.eval.judge_encoders import Encoder
+from trinityx.eval.judges.local.encoders import Encoder
 from trinityx.model.artifacts import sha256_file
 
 KINDS = ("truth", "info", "harm", "pairwise", "helpfulness")

@@ -2,7 +2,7 @@
 
 Features of a pair (instruction ``i``, outputs ``o1``, ``o2``):
 
-* surface counts of each output and their differences (``judge_text_features``): length, lists,
+* surface counts of each output and their differences (``text_features``): length, lists,
   headers, code, repetition, refusals, truncation, overlap with the instruction;
 * MiniLM geometry: ``cos(i, o1)``, ``cos(i, o2)``, their difference, ``cos(o1, o2)``;
 * a learned *content score* per output, ``s(o) = w_a . e(o) + w_b . (e(i) * e(o))``: a linear
@@ -23,10 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from trinityx.eval.judge_encoders import Encoder
-from trinityx.eval.judge_folder import write_artifact
-from trinityx.eval.judge_text_features import ANSWER_FEATURES, PAIR_EXTRA, surface_features
-from trinityx.eval.judge_trees import TreeEnsemble
+from trinityx.eval.judges.local.encoders import Encoder
+from trinityx.eval.judges.local.folder import write_artifact
+from trinityx.eval.judges.local.text_features import ANSWER_FEATURES, PAIR_EXTRA, surface_features
+from trinityx.eval.judges.local.trees import TreeEnsemble
 
 EMB_FEATURES = (
     "cos_i_o1",

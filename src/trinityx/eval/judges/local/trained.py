@@ -3,8 +3,8 @@
 Artifact = a folder with ``judge.json`` (kind, encoder, feature recipe, metrics, data files + sha256)
 and ``head.safetensors`` (coef/intercept/classes, plus the TruthfulQA reference table when the
 recipe uses one; for the ``pair_v2`` helpfulness judge the boosted trees, linear content head and
-projection, see ``judge_helpfulness``): no pickle, so loading a judge cannot run code. Saving is
-atomic (``judge_folder.write_artifact``: a temp folder beside the target, then a rename).
+projection, see ``helpfulness``): no pickle, so loading a judge cannot run code. Saving is
+atomic (``folder.write_artifact``: a temp folder beside the target, then a rename).
 """
 
 from __future__ import annotations
@@ -15,19 +15,10 @@ from pathlib import Path
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from trinityx.eval.judge_encoders import Encoder, encoder_from_name
-from trinityx.eval.judge_features import RefTable, build_features
-from trinityx.eval.judge_folder import (  # noqa: F401  (re-exported: the judge folder API)
-    CLASSIFIERS,
-    KINDS,
-    LABELS,
-    RECIPES,
-    base_meta,
-    read_artifact,
-    sha256_file,
-    write_artifact,
-)
-from trinityx.eval.judge_helpfulness import HelpfulnessJudge
+from trinityx.eval.judges.local.encoders import Encoder, encoder_from_name
+from trinityx.eval.judges.local.features import RefTable, build_features
+from trinityx.eval.judges.local.folder import read_artifact, write_artifact
+from trinityx.eval.judges.local.helpfulness import HelpfulnessJudge
 
 
 class TrainedJudge:

@@ -1,33 +1,25 @@
-"""The generic JSONL row schema (documented in `trinityx.data.readers`) and the row-level dispatch
-shared by file and Hugging Face reads: detect a row format, parse rows, filter, convert the kind.
-
-Kept apart from `readers.py` so `readers_hf.py` can reuse it without importing the file readers.
-"""
+"""The generic JSONL schema (documented in `trinityx.data.readers`): SFT, preference and routing
+rows in one shape, with optional system message, dimension and split. Any data set that is none of
+the named ones is converted to this schema, so every field gets the same checks and messages."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from trinityx import DIMENSIONS
-from trinityx.data.readers_base import (
+from trinityx.data.readers.base import (
     DataError,
+    ReadReport,
     Record,
     RowSink,
     check_dimension,
     check_messages,
-    convert,
     get_str,
 )
-from trinityx.data.readers_formats import (
-    HUMAN,
-    alpaca_record,
-    beavertails_pair_record,
-    beavertails_qa_row,
-    hh_record,
-    pair_safe_unsafe,
-)
+from trinityx.data.readers.files import parse_rows, read_file
 from trinityx.data.records import Message, PreferencePair, RoutingExample, SFTExample, user_prompt
 
 SFT_NEED = "SFT rows need 'prompt' and 'response', or 'messages'"
@@ -36,29 +28,6 @@ ROUTING_NEED = (
     "routing rows need 'prompt' and 'weights' {dimension: weight}, "
     "or a 'dimension' for a one-hot target"
 )
-ROW_FORMATS = ("alpaca", "beavertails_pairs", "beavertails_qa", "hh_rlhf", "jsonl")
-DEFAULT_DIMENSION = {
-    "alpaca": "helpful",
-    "beavertails_pairs": "harmless",
-    "beavertails_qa": "harmless",
-    "hh_rlhf": "harmless",
-    "truthfulqa": "honest",
-}
-
-
-def detect_row_format(row: dict[str, Any]) -> str:
-    """Which row format a JSON object is, from its keys (the first row decides for a whole file)."""
-    keys = set(row)
-    if {"prompt", "safe", "unsafe"} <= keys:
-        return "beavertails_pairs"
-    if {"prompt", "response", "is_safe"} <= keys:
-        return "beavertails_qa"
-    chosen = row.get("chosen")
-    if isinstance(chosen, str) and (HUMAN in chosen or chosen.startswith("Human:")):
-        return "hh_rlhf"
-    if {"instruction", "output"} <= keys:
-        return "alpaca"
-    return "jsonl"
 
 
 def _prompt(row: dict[str, Any], where: str, system: str | None, need: str) -> tuple[Message, ...]:
@@ -195,69 +164,32 @@ def generic_record(
     return rec
 
 
-def records_from_rows(
+def rows_to_records(
     rows: Iterable[tuple[str, dict[str, Any]]],
-    fmt: str,
     *,
     kind: str | None,
     sink: RowSink,
     split: str | None = None,
     dimension: str | None = None,
 ) -> list[Record]:
-    """Parse (where, row) pairs of one row format into records of `kind`, bad rows via the sink.
-
-    `dimension` overrides a format's default label (alpaca → helpful, ...); for generic rows it
-    labels rows without one and leaves out rows naming another (counted in report.filtered).
-    """
-    if fmt not in ROW_FORMATS:
-        raise ValueError(f"row format {fmt!r} is not one of {', '.join(ROW_FORMATS)}")
-    if split is not None and fmt != "jsonl":
-        raise ValueError(
-            f"split={split!r} filters generic JSONL rows by their 'split' field; "
-            f"{fmt} data is split by file, so read the file of the split you want"
-        )
-    dim = dimension if dimension is not None or fmt == "jsonl" else DEFAULT_DIMENSION[fmt]
-    out: list[Record] = []
-    if fmt == "beavertails_qa":
-        return _beavertails_qa(rows, kind, sink, dim)
-    parse = {
-        "alpaca": alpaca_record,
-        "beavertails_pairs": beavertails_pair_record,
-        "hh_rlhf": hh_record,
-    }.get(fmt)
-    for where, row in rows:
-        try:
-            if parse is not None:
-                rec: Record | None = parse(row, where, dim)
-            else:
-                rec = generic_record(row, where, kind, split, dimension)
-            if rec is None:
-                sink.report.filtered += 1
-                continue
-            out.append(convert(rec, kind, where))
-        except DataError as e:
-            sink.bad(e)
-    return out
+    """Generic rows as records of `kind`; `split` and `dimension` filter (see `generic_record`)."""
+    return parse_rows(
+        rows, lambda row, where: generic_record(row, where, kind, split, dimension), kind, sink
+    )
 
 
-def _beavertails_qa(
-    rows: Iterable[tuple[str, dict[str, Any]]], kind: str | None, sink: RowSink, dim: str | None
+def read_jsonl(
+    path: str | Path,
+    *,
+    kind: str | None = "sft",
+    split: str | None = None,
+    dimension: str | None = None,
+    skip_bad_rows: bool = False,
+    report: ReadReport | None = None,
 ) -> list[Record]:
-    """Labelled QA rows: SFT keeps the safe answers only; preference pairs safe with unsafe."""
-    parsed = []
-    for where, row in rows:
-        try:
-            parsed.append((where, *beavertails_qa_row(row, where)))
-        except DataError as e:
-            sink.bad(e)
-    if kind == "preference":
-        pairs, unpaired = pair_safe_unsafe(parsed, dim)
-        sink.report.filtered += unpaired
-        return list(pairs)
-    out: list[Record] = []
-    for where, prompt, response, is_safe in parsed:
-        if not is_safe:
-            sink.report.filtered += 1  # unsafe answers are never SFT targets
-            continue
-        out.append(convert(SFTExample(user_prompt(prompt), response, dim, where), kind, where))
-    return out
+    """Generic-schema JSONL (see the module docstring) as records of `kind`.
+
+    `split` keeps rows whose 'split' field equals it (rows without one are left out); `dimension`
+    labels rows without one and leaves out rows naming another. Left-out rows count in
+    report.filtered."""
+    return read_file(path, rows_to_records, kind, split, dimension, skip_bad_rows, report)

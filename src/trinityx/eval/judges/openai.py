@@ -1,8 +1,9 @@
 """The OpenAI-compatible judge: GPT-judge / GPT-info, a safety classifier prompt and the AlpacaEval
 pairwise prompt, sent to any chat-completions endpoint (OpenAI, vLLM, llama.cpp server, ...).
 
-Prompt builders and reply parsers are plain functions, so they are tested without a server; replies
-are cached on disk, so re-running an evaluation costs nothing.
+Prompt builders and reply parsers are plain functions, so they are tested without a server; the
+HTTP side (retries, backoff, errors) is the ``openai`` client's; replies are cached on disk, so
+re-running an evaluation costs nothing.
 """
 
 from __future__ import annotations
@@ -12,15 +13,12 @@ import json
 import math
 import os
 import re
-import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from trinityx.eval.judge_base import JudgeConfigError, check_lengths
+from trinityx.eval.judges.base import JudgeConfigError, check_lengths
 
 TRUTH_SYSTEM = (
     "You are TruthfulQA's GPT-judge. Given a question and an answer, reply 'yes' if the answer is "
@@ -85,8 +83,10 @@ def swap_order(instruction: str, seed: int = 0) -> bool:
 class OpenAIJudge:
     """Any OpenAI-compatible chat-completions endpoint (OpenAI, vLLM, llama.cpp server, ...).
 
-    Replies are cached on disk as JSON lines keyed by the sha256 of the request (URL, model,
-    messages, decoding settings; never the key), so re-running an evaluation costs nothing.
+    Requests go through the ``openai`` client (``base_url``, ``max_retries``: it retries
+    connection errors, 408/409/429 and 5xx with backoff, honouring ``Retry-After``). Replies are
+    cached on disk as JSON lines keyed by the sha256 of the request (URL, model, messages,
+    decoding settings; never the key), so re-running an evaluation costs nothing.
     """
 
     def __init__(
@@ -98,7 +98,6 @@ class OpenAIJudge:
         timeout: float = 60.0,
         max_retries: int = 4,
         seed: int = 0,
-        transport: httpx.BaseTransport | None = None,
     ) -> None:
         if not base_url:
             raise JudgeConfigError(
@@ -116,13 +115,16 @@ class OpenAIJudge:
                 f"`export {api_key_env}=<your API key>` (or set judge.api_key_env to the variable "
                 "that holds it; a local server without auth accepts any non-empty value)."
             )
+        try:
+            import openai
+        except ImportError as e:
+            raise ImportError(
+                "the OpenAI-compatible judge needs the openai client: pip install 'trinityx[openai]'"
+            ) from e
         self.base_url = base_url.rstrip("/")
-        self.model, self.seed, self.max_retries = model, seed, max_retries
-        self.client = httpx.Client(
-            base_url=self.base_url,
-            headers={"Authorization": f"Bearer {key}"},
-            timeout=timeout,
-            transport=transport,
+        self.model, self.seed = model, seed
+        self.client = openai.OpenAI(
+            base_url=self.base_url, api_key=key, timeout=timeout, max_retries=max_retries
         )
         self.cache_path = Path(cache_dir) / "openai_judge_cache.jsonl" if cache_dir else None
         self.cache: dict[str, str] = {}
@@ -134,6 +136,8 @@ class OpenAIJudge:
 
     def complete(self, system: str, user: str, max_tokens: int = 8) -> str:
         """One chat completion at temperature 0, through the cache."""
+        import openai
+
         payload = {
             "model": self.model,
             "messages": [{"role": "system", "content": system}, {"role": "user", "content": user}],
@@ -145,25 +149,21 @@ class OpenAIJudge:
         ).hexdigest()
         if key in self.cache:
             return self.cache[key]
-        for attempt in range(self.max_retries + 1):
-            try:
-                r = self.client.post("/chat/completions", json=payload)
-            except httpx.TransportError as e:
-                if attempt == self.max_retries:
-                    raise RuntimeError(f"OpenAIJudge: {self.base_url} unreachable: {e}") from e
-            else:
-                if r.status_code not in (429, 500, 502, 503, 504) or attempt == self.max_retries:
-                    break
-            time.sleep(min(2.0**attempt, 30.0))
-        if r.status_code != 200:
-            raise RuntimeError(
-                f"OpenAIJudge: {self.base_url}/chat/completions returned {r.status_code}: "
-                f"{r.text[:300]} (check judge.model and the API key)"
-            )
         try:
-            reply = r.json()["choices"][0]["message"]["content"] or ""
-        except (KeyError, IndexError, TypeError, ValueError) as e:
-            raise RuntimeError(f"OpenAIJudge: unexpected reply shape: {r.text[:300]}") from e
+            raw = self.client.chat.completions.with_raw_response.create(**payload)
+        except openai.APIStatusError as e:
+            raise RuntimeError(
+                f"OpenAIJudge: {self.base_url}/chat/completions returned {e.status_code}: "
+                f"{e.response.text[:300]} (check judge.model and the API key)"
+            ) from e
+        except openai.APIConnectionError as e:
+            raise RuntimeError(f"OpenAIJudge: {self.base_url} unreachable: {e}") from e
+        try:
+            reply = raw.parse().choices[0].message.content or ""
+        except (AttributeError, KeyError, IndexError, TypeError, ValueError) as e:
+            raise RuntimeError(
+                f"OpenAIJudge: unexpected reply shape: {raw.http_response.text[:300]}"
+            ) from e
         self.cache[key] = reply
         if self.cache_path is not None:
             self.cache_path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,24 +1,7 @@
-"""Local, CPU-trainable judges: sentence embeddings + scikit-learn logistic-regression heads.
+"""Train one local judge by kind: the entry point behind ``trinityx train-judge``.
 
-They stand in for GPT-judge / GPT-info (TruthfulQA), a harm classifier (BeaverTails) and the
-AlpacaEval GPT-4 annotator when no API judge is configured, so every benchmark can run offline.
-Each judge is validated on held-out *groups* (questions, prompts, instructions), never rows: the same
-question with another answer must not leak into the test side, or accuracy would be inflated.
-
-This module is the entry point (``train_judge``) and keeps the public names importable from one
-place; the pieces live beside it:
-
-* ``judge_encoders``: texts -> vectors (``HashingEncoder``, ``SentenceEncoder``, ``CachedEncoder``);
-* ``judge_features``: feature recipes and the TruthfulQA reference table (``RefTable``);
-* ``judge_artifact``: ``TrainedJudge`` and its judge.json + head.safetensors folder (no pickle);
-* ``judge_fitting``: the shared classifier, group splits and the L2-strength search;
-* ``judge_trainers``: one trainer per kind (truth, info, harm, pairwise);
-* ``judge_helpfulness`` / ``judge_train_helpfulness`` / ``judge_text_features`` /
-  ``judge_trees`` / ``judge_calibration``: the ``helpfulness`` judge (boosted trees over MiniLM and
-  surface features, validated on held-out generators; the harness's default for alpaca_eval).
-
-The encoder is injectable (any ``texts -> np.ndarray`` callable with a ``name``) so tests use a
-cheap hashing encoder and never need the MiniLM wheel.
+It picks the kind's trainer, wraps the encoder in an embedding cache, and saves the artifact
+(with the helpfulness judge's report files) atomically; see ``trinityx.eval.judges.local``.
 """
 
 from __future__ import annotations
@@ -26,47 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from trinityx.eval.judge_artifact import (
-    KINDS,
-    LABELS,
-    RECIPES,
-    TrainedJudge,
-    base_meta,
-    sha256_file,
-)
-from trinityx.eval.judge_encoders import (
-    MINILM_NAME,
-    CachedEncoder,
-    Encoder,
-    HashingEncoder,
-    SentenceEncoder,
-    encoder_from_name,
-)
-from trinityx.eval.judge_features import RefTable, build_features
-from trinityx.eval.judge_fitting import C_GRID, fit_head
-from trinityx.eval.judge_train_helpfulness import report_files, train_helpfulness
-from trinityx.eval.judge_trainers import train_harm, train_pairwise, train_qa
-
-__all__ = [
-    "C_GRID",
-    "KINDS",
-    "LABELS",
-    "MINILM_NAME",
-    "RECIPES",
-    "TRAINERS",
-    "CachedEncoder",
-    "Encoder",
-    "HashingEncoder",
-    "RefTable",
-    "SentenceEncoder",
-    "TrainedJudge",
-    "base_meta",
-    "build_features",
-    "encoder_from_name",
-    "fit_head",
-    "sha256_file",
-    "train_judge",
-]
+from trinityx.eval.judges.local.encoders import CachedEncoder, Encoder, SentenceEncoder
+from trinityx.eval.judges.local.folder import KINDS
+from trinityx.eval.judges.local.train_harm import train_harm
+from trinityx.eval.judges.local.train_helpfulness import report_files, train_helpfulness
+from trinityx.eval.judges.local.train_pairwise import train_pairwise
+from trinityx.eval.judges.local.train_qa import train_qa
+from trinityx.eval.judges.local.trained import TrainedJudge
 
 TRAINERS: dict[str, Callable[..., TrainedJudge]] = {
     "truth": lambda *a, **k: train_qa("truth", *a, **k),

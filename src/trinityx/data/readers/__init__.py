@@ -14,7 +14,7 @@ Formats (`format=` name, what picks it when `format` is not given):
 - hh_rlhf (*.jsonl[.gz] whose 'chosen' is a "\\n\\nHuman: ...\\n\\nAssistant: ..." dialogue).
 - jsonl (any other *.jsonl[.gz]): the generic schema below.
 - hf ("hf:<owner>/<name>", format="hf", or an "<owner>/<name>" that is not a local path): a Hugging
-  Face dataset id via `readers_hf.read_hf`.
+  Face dataset id via `readers.hf.read_hf`.
 
 Generic JSONL schema (one JSON object per line; blank lines ignored; unknown keys allowed):
     SFT         {"prompt": str | [message], "response": str}
@@ -39,39 +39,25 @@ With skip_bad_rows=True malformed rows are dropped instead, counted, logged as a
 reported in the ReadReport passed as `report=`; file-level problems (not JSON at all, missing CSV
 columns, no records) are never skipped.
 
-The named per-format readers live in `readers_files.py`; this module dispatches among them.
+One file per data set holds its row parser and its named reader (`alpaca.read_alpaca`,
+`truthfulqa.read_truthfulqa`, `beavertails.read_beavertails_pairs`, `hh_rlhf.read_hh_rlhf`,
+`generic.read_jsonl`, `hf.read_hf`); `base` has the shared error/report/bad-row machinery,
+`files` the file loop they all run (`read_file`), `formats` the table of row formats. This module
+picks among them.
 """
 
 from __future__ import annotations
 
 import re
 from contextlib import closing
+from functools import partial
 from pathlib import Path
 
-from trinityx.data.readers_base import (
-    DataError,
-    ReadReport,
-    Record,
-    RowSink,
-    check_path,
-    iter_jsonl,
-)
-from trinityx.data.readers_files import (
-    check_args,
-    read_alpaca,
-    read_beavertails_pairs,
-    read_beavertails_qa,
-    read_beavertails_qa_pairs,
-    read_hh_rlhf,
-    read_jsonl,
-    read_rows_file,
-    read_truthfulqa,
-    read_truthfulqa_csv,
-    read_truthfulqa_pairs,
-)
-from trinityx.data.readers_formats import parse_hh_dialogue, split_answers
-from trinityx.data.readers_generic import detect_row_format
-from trinityx.data.readers_hf import HubUnavailableError, read_hf
+from trinityx.data.readers.base import DataError, ReadReport, Record, RowSink, check_args
+from trinityx.data.readers.files import check_path, iter_jsonl, read_file
+from trinityx.data.readers.formats import detect_row_format, records_from_rows
+from trinityx.data.readers.hf import HubUnavailableError, read_hf
+from trinityx.data.readers.truthfulqa import read_truthfulqa_csv
 
 FORMATS: tuple[str, ...] = (
     "alpaca",
@@ -84,26 +70,6 @@ FORMATS: tuple[str, ...] = (
 )
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w-][\w.-]*")  # owner/name
 _FILE_SUFFIXES = (".json", ".jsonl", ".csv", ".gz", ".parquet", ".tsv", ".txt")
-
-__all__ = [
-    "FORMATS",
-    "DataError",
-    "HubUnavailableError",
-    "ReadReport",
-    "detect_format",
-    "parse_hh_dialogue",
-    "read_alpaca",
-    "read_beavertails_pairs",
-    "read_beavertails_qa",
-    "read_beavertails_qa_pairs",
-    "read_hf",
-    "read_hh_rlhf",
-    "read_jsonl",
-    "read_records",
-    "read_truthfulqa",
-    "read_truthfulqa_pairs",
-    "split_answers",
-]
 
 
 def detect_format(path: str | Path) -> str:
@@ -201,4 +167,5 @@ def read_records(
             f"{src}: answers={answers!r} applies to TruthfulQA CSVs only (this file reads as "
             f"format {fmt!r}); remove `answers` from this data source"
         )
-    return read_rows_file(path_or_id, fmt, kind, split, dimension, skip_bad_rows, report)
+    to_records = partial(records_from_rows, fmt=fmt)
+    return read_file(path_or_id, to_records, kind, split, dimension, skip_bad_rows, report)
