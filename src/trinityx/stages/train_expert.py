@@ -142,23 +142,29 @@ def _finish(trainer, work: Path) -> list[dict]:
     return trainer.state.log_history
 
 
-def sft_trainer(
-    cfg, backbone, train: list[SFTExample], work: Path, device, callbacks: list | None = None
-):
-    """TRL's SFTTrainer over the encoded rows (prompt tokens masked), a fresh LoRA adapter."""
-    from datasets import Dataset
+def _lora_config(cfg):
+    """The expert's PEFT LoraConfig (SFT and DPO start from the same one)."""
     from peft import LoraConfig
-    from trl import SFTConfig, SFTTrainer
 
-    rows = [encode_sft(backbone.tokenizer, ex, cfg.optim.max_length) for ex in train]
-    ds = Dataset.from_list(rows)  # group_by_length reads the lengths from input_ids
-    peft_cfg = LoraConfig(
+    return LoraConfig(
         r=cfg.lora.r,
         lora_alpha=cfg.lora.alpha,
         lora_dropout=cfg.lora.dropout,
         target_modules=list(cfg.lora.target_modules),
         task_type="CAUSAL_LM",
     )
+
+
+def sft_trainer(
+    cfg, backbone, train: list[SFTExample], work: Path, device, callbacks: list | None = None
+):
+    """TRL's SFTTrainer over the encoded rows (prompt tokens masked), a fresh LoRA adapter."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    rows = [encode_sft(backbone.tokenizer, ex, cfg.optim.max_length) for ex in train]
+    ds = Dataset.from_list(rows)  # group_by_length reads the lengths from input_ids
+    peft_cfg = _lora_config(cfg)
     args = SFTConfig(
         **_common_args(
             cfg, work, device, cfg.optim.learning_rate, cfg.optim.epochs, cfg.optim.max_steps
@@ -195,7 +201,7 @@ def _train_dpo(
     callbacks: list | None = None,
 ) -> list[dict]:
     from datasets import Dataset
-    from peft import LoraConfig, PeftModel
+    from peft import PeftModel
     from trl import DPOConfig, DPOTrainer
 
     rows = [
@@ -212,13 +218,7 @@ def _train_dpo(
     if init_adapter is not None:  # continue the SFT adapter; reference = adapter disabled
         model = PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
     else:
-        peft_cfg = LoraConfig(
-            r=cfg.lora.r,
-            lora_alpha=cfg.lora.alpha,
-            lora_dropout=cfg.lora.dropout,
-            target_modules=list(cfg.lora.target_modules),
-            task_type="CAUSAL_LM",
-        )
+        peft_cfg = _lora_config(cfg)
     args = DPOConfig(
         **_common_args(cfg, work, device, cfg.dpo.learning_rate, cfg.dpo.epochs, cfg.dpo.max_steps),
         beta=cfg.dpo.beta,
