@@ -89,11 +89,12 @@ class ExpertWeights:
 
 
 def _pattern_value(pattern: dict | None, module: str, default: float) -> float:
-    """PEFT's `get_pattern_key` rule: the first key matching the end of the module name."""
-    for key, value in (pattern or {}).items():
-        if re.match(rf"(.*\.)?({key})$", module):
-            return value
-    return default
+    """r / alpha of one module as PEFT resolves it: `get_pattern_key` picks the first pattern
+    key matching the end of the module name; no match -> the adapter-wide default."""
+    from peft.utils.other import get_pattern_key
+
+    pattern = pattern or {}
+    return pattern.get(get_pattern_key(list(pattern), module), default)
 
 
 def resolve_adapter_dir(folder: str | Path) -> tuple[Path, dict | None]:
