@@ -56,6 +56,16 @@ class EvalModel(abc.ABC):
     fingerprint: str
     tokenizer: object
 
+    logits_budget_mb: float = 512.0
+    """Most float32 logits one scoring forward may produce (rows x kept positions x vocabulary);
+    larger batches are split (eval/loglikelihood.py). Backbone-based models take the backbone's
+    `logits_budget_mb`."""
+
+    @property
+    def vocab_size(self) -> int:
+        """Logits per position (Gemma 3: 262k, so 1 MB of float32 per scored token)."""
+        return int(self.config.vocab_size)
+
     @property
     def max_length(self) -> int:
         """Context window used to left-truncate log-likelihood inputs."""
@@ -207,6 +217,7 @@ class TrinityXEvalModel(EvalModel):
     ) -> None:
         self.model, self.tokenizer = model, model.tokenizer
         self.config = model.model.config
+        self.logits_budget_mb = model.backbone.logits_budget_mb
         self.hhh_weights, self.weight_mode = hhh_weights, weight_mode
         self.prefs = model.resolve_weights(hhh_weights, mode=weight_mode)  # validates early
         self.refusal_tau = refusal_tau  # model/presets.py: the refusal dial (None: off)
@@ -225,9 +236,12 @@ class TrinityXEvalModel(EvalModel):
 
         m = self.model
         if self.refusal_tau is not None:  # the dial decides from the context alone
-            return m.logits(ids, mask, **self._dial_fields(ids, ctx_mask))
+            return m.logits(ids, mask, **self._dial_fields(ids, ctx_mask), logits_to_keep=keep)
         if self.weight_mode == "fixed" or m.routing == "token":
-            return m.logits(ids, mask, hhh_weights=self.hhh_weights, weight_mode=self.weight_mode)
+            return m.logits(
+                ids, mask, hhh_weights=self.hhh_weights, weight_mode=self.weight_mode,
+                logits_to_keep=keep,
+            )
         B, K = ids.shape[0], len(m.expert_names)
         if m.routing == "sequence":
             probs = m.router_probs(ids, ctx_mask)  # (B, K): the context alone
@@ -235,7 +249,7 @@ class TrinityXEvalModel(EvalModel):
             probs = torch.full((B, K), 1.0 / K, device=m.device)
         prefs = None if self.prefs is None else self.prefs.to(m.device).expand(B, -1)
         gates = combine_gates(probs, prefs, self.weight_mode, m.top_k)  # (B, K)
-        return m.logits(ids, mask, gates=gates)
+        return m.logits(ids, mask, gates=gates, logits_to_keep=keep)
 
     def _dial_fields(self, ids: Tensor, ctx_mask: Tensor) -> dict:
         """`logits` kwargs under the refusal dial: per-row pi chosen from the context alone

@@ -110,12 +110,17 @@ class GenerationMixin:
         top_k: int | None = None,
         gates: Tensor | None = None,
         refusal_tau: float | None = None,
-    ) -> Tensor:
+        logits_to_keep: int = 0,
+        output_hidden_states: bool = False,
+    ):
         """Teacher-forced logits (B, T, V) under the same composition rules as `generate`.
 
         gates (K,) / (B, K) / (B, T, K) overrides everything (e.g. sequence-mode gates computed
         from the prompt only, when scoring prompt + response). Not wrapped in no_grad, so the
-        router LM loss can backpropagate; wrap it yourself for inference.
+        router LM loss can backpropagate; wrap it yourself for inference. logits_to_keep > 0:
+        only the last that many positions (B, keep, V): a 262k vocabulary costs 1 MB a position.
+        output_hidden_states: return the HF output itself (its `hidden_states[-1]` is the final
+        post-norm state model/lm_head.py scores in chunks).
         """
         ids = input_ids.to(self.device)
         mask = (torch.ones_like(ids) if attention_mask is None else attention_mask).to(self.device)
@@ -126,8 +131,15 @@ class GenerationMixin:
                 ids, mask, hhh_weights, weight_mode, allow_negative, top_k, refusal_tau=refusal_tau
             )[0]
         with self._routing(**fields):
-            out = self.model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask))
-        return out.logits
+            out = self.model(
+                input_ids=ids,
+                attention_mask=mask,
+                position_ids=position_ids(mask),
+                logits_to_keep=logits_to_keep,
+                output_hidden_states=output_hidden_states,
+                use_cache=False,
+            )
+        return out if output_hidden_states else out.logits
 
     @torch.no_grad()
     def generate(

@@ -20,9 +20,10 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from trinityx.config import RouterTraining
-from trinityx.data.formatting import IGNORE_INDEX, collate, encode_sft
+from trinityx.data.formatting import collate, encode_sft
 from trinityx.data.records import RoutingExample, SFTExample
 from trinityx.model.composed import TrinityXModel
+from trinityx.model.lm_head import check_head, labelled_nll
 from trinityx.nn.router import router_loss
 
 log = logging.getLogger(__name__)
@@ -77,12 +78,14 @@ def lm_loss(model: TrinityXModel, batch: Sequence[SFTExample], max_length: int) 
         ids, mask = model.encode([list(ex.messages) for ex in batch])
         z = model.sequence_logits_from_features(model.pooled_features(ids, mask))  # (B, K)
         gates = torch.softmax(model.calibrate(z).float(), -1)
-    logits = model.logits(enc["input_ids"], enc["attention_mask"], gates=gates)  # (B, T, V)
-    labels = enc["labels"].to(logits.device)
-    return torch.nn.functional.cross_entropy(
-        logits[:, :-1].float().reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1),
-        ignore_index=IGNORE_INDEX,
+    out = model.logits(
+        enc["input_ids"], enc["attention_mask"], gates=gates, logits_to_keep=1,
+        output_hidden_states=True,
     )
+    hidden = out.hidden_states[-1]  # (B, T, d): the LM head runs in budgeted chunks instead
+    check_head(model.model, hidden, out.logits[:, -1])
+    nll, n = labelled_nll(model.model, hidden, enc["labels"], model.backbone.logits_budget_mb)
+    return nll / max(n, 1)
 
 
 def save_checkpoint(path: Path, params: Sequence[torch.nn.Parameter],
