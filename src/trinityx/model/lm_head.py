@@ -91,8 +91,9 @@ def final_hidden(model: nn.Module, **inputs) -> tuple[Tensor, Tensor]:
 
 def check_head(model: nn.Module, hidden: Tensor, last_logits: Tensor) -> None:
     """Refuse a model whose logits are not `head_logits(final hidden)` (cost: one row)."""
-    mine = head_logits(model, hidden[:1, -1])
-    theirs = last_logits[:1].float()
+    with torch.no_grad():
+        mine = head_logits(model, hidden[:1, -1].detach())
+    theirs = last_logits[:1].detach().float()
     tol = 1e-3 * (1 + float(theirs.abs().max()))
     if not torch.allclose(mine, theirs, rtol=1e-3, atol=tol):
         raise RuntimeError(
