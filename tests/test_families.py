@@ -187,3 +187,14 @@ def test_loglikelihood_paths_agree_across_the_sliding_window(family_cfg):
         ref.append(float(lp.gather(-1, torch.tensor(cont)[:, None]).sum()))
     for got in (shared, padded, split):
         assert got == pytest.approx(ref, abs=1e-3)
+
+
+def test_a_model_whose_logits_are_not_its_head_of_the_hidden_state_is_refused(tiny_backbone_cfg):
+    """Chunked scoring recomputes logits from the final hidden state; a family that does more
+    than softcap(lm_head(h)) (here: Llama told to softcap, which its forward ignores) is caught
+    by the one-row check instead of scored wrongly."""
+    b = load_backbone(tiny_backbone_cfg)
+    batch = _batch(b.tokenizer)
+    b.model.config.final_logit_softcapping = 0.05
+    with pytest.raises(RuntimeError, match="does not reproduce the model's logits"):
+        lm_head.response_nll(b.model, batch["input_ids"], batch["attention_mask"], batch["labels"])
