@@ -198,3 +198,18 @@ def test_a_model_whose_logits_are_not_its_head_of_the_hidden_state_is_refused(ti
     b.model.config.final_logit_softcapping = 0.05
     with pytest.raises(RuntimeError, match="does not reproduce the model's logits"):
         lm_head.response_nll(b.model, batch["input_ids"], batch["attention_mask"], batch["labels"])
+
+
+def test_plain_text_scoring_starts_with_bos_where_the_tokenizer_adds_one(family_cfg):
+    """Gemma's tokenizer starts text with <bos> (and Gemma needs it); SmolLM2's does not."""
+    from trinityx.eval.model_api import encode_pair
+
+    tok = load_backbone(family_cfg).tokenizer
+    gemma = "gemma" in family_cfg.name
+    bos = tok.bos_token_id
+    ctx, cont = encode_pair(tok, "Q: What is the capital of France?\nA:", " Paris")
+    assert (ctx[0] == bos) == gemma and bos not in cont
+    templated, _ = encode_pair(tok, prompt_string(tok, EXAMPLES[0].messages), " Paris")
+    assert templated.count(bos) == (1 if gemma else templated.count(bos))  # never a second BOS
+    if gemma:
+        assert templated[0] == bos

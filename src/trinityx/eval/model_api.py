@@ -34,8 +34,23 @@ def fingerprint_of(**parts) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def bos_prefix(tokenizer) -> list[int]:
+    """[BOS] if the tokenizer itself starts plain text with BOS, else [].
+
+    Gemma's does, and Gemma scores text without a leading BOS far worse (lm-eval turns
+    `add_bos_token` on for Gemma for this reason); SmolLM2's does not, so its contexts are
+    unchanged. Chat-templated contexts that already begin with BOS do not get a second one.
+    """
+    bos = tokenizer.bos_token_id
+    if bos is None:
+        return []
+    ids = tokenizer("a", add_special_tokens=True)["input_ids"]
+    return [bos] if ids and ids[0] == bos else []
+
+
 def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], list[int]]:
-    """(context ids, continuation ids) exactly as lm-eval's HFLM._encode_pair."""
+    """(context ids, continuation ids) exactly as lm-eval's HFLM._encode_pair (`bos_prefix`
+    first where the tokenizer adds one, as lm-eval's `add_bos_token`)."""
     n_spaces = len(context) - len(context.rstrip())
     if n_spaces > 0:
         continuation = context[-n_spaces:] + continuation
@@ -46,7 +61,8 @@ def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], 
         return [prefix], tokenizer(continuation, add_special_tokens=False)["input_ids"]
     whole = tokenizer(context + continuation, add_special_tokens=False)["input_ids"]
     ctx = tokenizer(context, add_special_tokens=False)["input_ids"]
-    return ctx, whole[len(ctx) :]
+    bos = bos_prefix(tokenizer)
+    return (bos if ctx[:1] != bos else []) + ctx, whole[len(ctx) :]
 
 
 class EvalModel(abc.ABC):

@@ -59,7 +59,7 @@ _TOKENIZER_STYLES = {
 
 def build_tiny_tokenizer(vocab_size: int = 384, style: str = "chatml") -> PreTrainedTokenizerBase:
     """A byte-level BPE trained in well under a second; `style` picks specials and template."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
     specials, bos, eos, pad, unk, template = _TOKENIZER_STYLES[style]
@@ -74,6 +74,10 @@ def build_tiny_tokenizer(vocab_size: int = 384, style: str = "chatml") -> PreTra
     )
     corpus = _TINY_CORPUS + ("User: Assistant: " if style == "gemma" else "")  # llama's unchanged
     tk.train_from_iterator([corpus] * 20, trainer=trainer)
+    if style == "gemma":  # like Gemma's own tokenizer: plain text starts with <bos>
+        tk.post_processor = processors.TemplateProcessing(
+            single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, 2)]
+        )
     tok = PreTrainedTokenizerFast(
         tokenizer_object=tk, bos_token=bos, eos_token=eos, pad_token=pad, unk_token=unk
     )
