@@ -44,8 +44,9 @@ class BackboneConfig:
     logits_budget_mb: float = 512.0
     """Most memory one float32 logits tensor (rows x tokens x vocabulary) may take. Scoring
     computes the LM head in token chunks under it, expert training splits each batch into
-    micro-batches (gradient accumulation keeps the effective batch). SmolLM2's 49k vocabulary
-    stays under the default in every shipped config; Gemma 3's 262k (1 MB per token) does not."""
+    micro-batches (gradient accumulation keeps the effective batch; training holds a few tensors
+    of that size: logits, log-softmax, gradient). SmolLM2's 49k vocabulary stays under the
+    default in every shipped config; Gemma 3's 262k (1 MB per token) does not."""
 
 
 @dataclass

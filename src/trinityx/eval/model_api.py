@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from trinityx.data.formatting import prompt_string
+from trinityx.data.formatting import bos_prefix, prompt_string
 from trinityx.eval import loglikelihood as LL
 
 Messages = Sequence[dict]
@@ -32,20 +32,6 @@ def fingerprint_of(**parts) -> str:
     """Stable sha256 of named parts (strings, numbers, dicts, lists)."""
     blob = json.dumps(parts, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
-
-
-def bos_prefix(tokenizer) -> list[int]:
-    """[BOS] if the tokenizer itself starts plain text with BOS, else [].
-
-    Gemma's does, and Gemma scores text without a leading BOS far worse (lm-eval turns
-    `add_bos_token` on for Gemma for this reason); SmolLM2's does not, so its contexts are
-    unchanged. Chat-templated contexts that already begin with BOS do not get a second one.
-    """
-    bos = tokenizer.bos_token_id
-    if bos is None:
-        return []
-    ids = tokenizer("a", add_special_tokens=True)["input_ids"]
-    return [bos] if ids and ids[0] == bos else []
 
 
 def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], list[int]]:
@@ -72,10 +58,7 @@ class EvalModel(abc.ABC):
     fingerprint: str
     tokenizer: object
 
-    logits_budget_mb: float = 512.0
-    """Most float32 logits one scoring forward may produce (rows x kept positions x vocabulary);
-    larger batches are split (eval/loglikelihood.py). Backbone-based models take the backbone's
-    `logits_budget_mb`."""
+    logits_budget_mb: float = 512.0  # cap on one scoring forward's float32 logits (loglikelihood.py)
 
     @property
     def vocab_size(self) -> int:

@@ -19,11 +19,19 @@ logits (computed anyway) and refuses a model whose head does something else.
 
 from __future__ import annotations
 
+import logging
+from typing import TYPE_CHECKING
+
 import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from trinityx.data.formatting import IGNORE_INDEX
+
+if TYPE_CHECKING:
+    from trinityx.model.backbone import Backbone
+
+log = logging.getLogger(__name__)
 
 DEFAULT_LOGITS_BUDGET_MB = 512.0
 _F32 = 4  # bytes per logit
@@ -44,6 +52,25 @@ def micro_batch(batch_size: int, tokens_per_row: int, vocab_size: int, budget_mb
     then give exactly the configured batch."""
     fit = rows_per_pass(tokens_per_row, vocab_size, budget_mb)
     return max(d for d in range(1, batch_size + 1) if batch_size % d == 0 and d <= fit)
+
+
+def accumulation_split(
+    batch_size: int, grad_accum: int, tokens_per_row: int, backbone: Backbone
+) -> tuple[int, int]:
+    """(per-device micro-batch, accumulation steps) for a trainer: batch_size x grad_accum stays
+    exact while one forward's logits stay under `backbone.logits_budget_mb` (logged when split).
+    Training holds a few tensors of that size (logits, log-softmax, gradient), not one."""
+    model, budget = backbone.model, backbone.logits_budget_mb
+    micro = micro_batch(batch_size, tokens_per_row, vocab_size(model), budget)
+    if micro < batch_size:
+        log.info(
+            "batch %d -> %d rows x %d accumulation steps (logits budget %.0f MB)",
+            batch_size,
+            micro,
+            batch_size // micro,
+            budget,
+        )
+    return micro, grad_accum * (batch_size // micro)
 
 
 def vocab_size(model: nn.Module) -> int:

@@ -31,7 +31,7 @@ from trinityx.model.artifacts import (
     write_manifest,
 )
 from trinityx.model.backbone import Backbone, bf16_autocast_supported, load_backbone
-from trinityx.model.lm_head import micro_batch, vocab_size
+from trinityx.model.lm_head import accumulation_split
 from trinityx.model.scoring import generate_greedy, masked_lm_loss
 from trinityx.model.targets import check_target_modules
 
@@ -73,20 +73,10 @@ def _last_checkpoint(folder: Path) -> str | None:
     return str(ckpts[-1]) if ckpts else None
 
 
-def batching(cfg: TrainExpertConfig, backbone: Backbone, rows_per_example: int = 1) -> tuple[int, int]:
-    """(per-device micro-batch, accumulation steps) keeping batch_size x grad_accum exact while
-    one forward's logits (micro x rows_per_example x max_length x vocabulary, float32) stay
-    under `backbone.logits_budget_mb`. DPO runs chosen and rejected in one forward: 2 rows.
-    SmolLM2 at the shipped sizes keeps the configured batch; Gemma 3's vocabulary splits it."""
-    bs = cfg.optim.batch_size
-    tokens = cfg.optim.max_length * rows_per_example
-    micro = micro_batch(bs, tokens, vocab_size(backbone.model), backbone.logits_budget_mb)
-    if micro < bs:
-        log.info(
-            "batch %d -> micro-batches of %d x %d accumulation steps (logits budget %.0f MB)",
-            bs, micro, bs // micro, backbone.logits_budget_mb,
-        )
-    return micro, cfg.optim.grad_accum * (bs // micro)
+def batching(cfg: TrainExpertConfig, backbone: Backbone, rows: int = 1) -> tuple[int, int]:
+    """(micro-batch, accumulation steps) under the logits budget; DPO's forward holds 2 rows."""
+    o = cfg.optim
+    return accumulation_split(o.batch_size, o.grad_accum, o.max_length * rows, backbone)
 
 
 def _common_args(
@@ -179,10 +169,8 @@ def _train_sft(
         task_type="CAUSAL_LM",
     )
     args = SFTConfig(
-        **_common_args(
-            cfg, work, device, cfg.optim.learning_rate, cfg.optim.epochs, cfg.optim.max_steps,
-            batching(cfg, backbone),
-        ),
+        **_common_args(cfg, work, device, cfg.optim.learning_rate, cfg.optim.epochs,
+                       cfg.optim.max_steps, batching(cfg, backbone)),
         max_length=cfg.optim.max_length,
         packing=False,
     )
@@ -233,10 +221,8 @@ def _train_dpo(
             task_type="CAUSAL_LM",
         )
     args = DPOConfig(
-        **_common_args(
-            cfg, work, device, cfg.dpo.learning_rate, cfg.dpo.epochs, cfg.dpo.max_steps,
-            batching(cfg, backbone, rows_per_example=2),
-        ),
+        **_common_args(cfg, work, device, cfg.dpo.learning_rate, cfg.dpo.epochs,
+                       cfg.dpo.max_steps, batching(cfg, backbone, rows=2)),
         beta=cfg.dpo.beta,
         loss_type=[cfg.dpo.loss_type],
         max_length=cfg.optim.max_length,
@@ -309,10 +295,8 @@ def run(cfg: TrainExpertConfig, callbacks: list | None = None,
     if main:  # the other ranks wait for it in the trainer's first collective
         (work / "config.yaml").write_text(dump_yaml(cfg))
         before = {
-            "heldout_loss": masked_lm_loss(
-                backbone.model, backbone.tokenizer, heldout_sft,
-                logits_budget_mb=backbone.logits_budget_mb,
-            )
+            "heldout_loss": masked_lm_loss(backbone.model, backbone.tokenizer, heldout_sft,
+                                           logits_budget_mb=backbone.logits_budget_mb)
             if heldout_sft
             else None,
             "answers": generate_greedy(
@@ -344,11 +328,9 @@ def run(cfg: TrainExpertConfig, callbacks: list | None = None,
     base = backbone_loader(cfg.backbone)
     tuned = PeftModel.from_pretrained(base.model, str(adapter)).eval()
     after = {
-        "heldout_loss": masked_lm_loss(
-            tuned, base.tokenizer, heldout_sft, logits_budget_mb=base.logits_budget_mb
-        )
-        if heldout_sft
-        else None,
+        "heldout_loss": masked_lm_loss(tuned, base.tokenizer, heldout_sft,
+                                       logits_budget_mb=base.logits_budget_mb)
+        if heldout_sft else None,
         "answers": generate_greedy(tuned, base.tokenizer, samples, cfg.max_new_tokens),
     }
     metrics = {
