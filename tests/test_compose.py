@@ -88,9 +88,12 @@ def _cfg(tmp_path, backbone_cfg, routing="token", **router) -> ComposeConfig:
 
 
 @pytest.mark.parametrize("routing", ["token", "sequence"])
-def test_compose_trains_calibrates_and_saves(tmp_path, tiny_backbone_cfg, routing):
+def test_compose_trains_calibrates_and_saves(tmp_path, family_cfg, routing):
+    tiny_backbone_cfg = family_cfg  # both families
     cfg = _cfg(tmp_path, tiny_backbone_cfg, routing)
     out = compose.run(cfg)
+    want = "plain" if "gemma" in family_cfg.name else "chatml"
+    assert json.loads((out / "manifest.json").read_text())["chat_template"] == want
     report = json.loads((out / "report.json").read_text())
     cal = report["calibration"]
     for key in ("ece", "brier", "nll", "accuracy"):
@@ -230,8 +233,8 @@ def test_optional_lm_loss_reaches_the_router(tmp_path, tiny_backbone_cfg, routin
     assert loss.item() > 0 and any(p.grad is not None and p.grad.abs().sum() > 0 for p in params)
 
 
-def test_compose_with_lm_loss(tmp_path, tiny_backbone_cfg):
-    cfg = _cfg(tmp_path, tiny_backbone_cfg, "token", epochs=1, lm_weight=0.5)
+def test_compose_with_lm_loss(tmp_path, family_cfg):
+    cfg = _cfg(tmp_path, family_cfg, "token", epochs=1, lm_weight=0.5)
     lm_file = tmp_path / "lm.jsonl"
     lm_file.write_text(
         json.dumps({"prompt": "Tell me about the myth.", "response": "A myth."}) + "\n"

@@ -1,10 +1,13 @@
-"""Exports of a fixed composition: merged HF weights and one PEFT adapter both reproduce it.
+"""Exports of a fixed composition: merged HF weights and one PEFT adapter both reproduce it,
+on both backbone families.
 
 Adapter helpers come from helpers_mocae (same random experts: different ranks, rank/alpha
 patterns, rsLoRA, different targets).
 """
 
 from __future__ import annotations
+
+import json
 
 import pytest
 import torch
@@ -19,6 +22,13 @@ WEIGHTS = [
     {"helpful": 0.6, "harmless": 0.3, "honest": 0.8},
     {"helpful": 0.7, "harmless": -0.4},  # honest dropped, a negated expert, uneven ranks
 ]
+
+
+@pytest.fixture(scope="module")
+def tiny_backbone_cfg(family_cfg):
+    """Every export test runs on both families (Gemma: tied embeddings, (1 + w) norms, q/k norms,
+    scaled embeddings all survive save_pretrained / PEFT reload)."""
+    return family_cfg
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +61,8 @@ def test_export_merged_equals_composed(tiny_backbone_cfg, expert_dirs, tmp_path,
     assert not any(isinstance(m, MoCaELinear) for m in plain.modules())
     assert max_diff(_run(plain, ids, mask), want, mask) <= 1e-5
     assert (tmp_path / "merged" / "tokenizer_config.json").is_file()
+    manifest = json.loads((tmp_path / "merged" / "manifest.json").read_text())
+    assert manifest["chat_template"] == tx.backbone.chat_template  # plain (Gemma) / chatml
     # the composed model is untouched by the export
     assert all(isinstance(tx.model.get_submodule(n), MoCaELinear) for n in tx.layers)
     assert torch.equal(_composed_logits(tx, w)[2], want)

@@ -1,4 +1,5 @@
-"""Expert training on the tiny random Llama: masking, learning, plain-PEFT reload, resume, DPO."""
+"""Expert training on the tiny backbones: masking, learning (both families), plain-PEFT reload,
+resume, DPO."""
 
 from __future__ import annotations
 
@@ -86,14 +87,21 @@ def test_prompt_masking_puts_loss_on_response_only(tiny_backbone):
     assert len(short["input_ids"]) == 5 and all(lab == IGNORE_INDEX for lab in short["labels"])
 
 
-def test_training_lowers_heldout_loss_and_plain_peft_reproduces(tmp_path, tiny_backbone_cfg):
+def test_training_lowers_heldout_loss_and_plain_peft_reproduces(tmp_path, family_cfg):
+    """Both families; on Gemma a logits budget of two rows (2 x 64 positions x 384 logits in
+    float32 = 0.1875 MB) splits each batch of 4 into 2 micro-batches x 2 accumulation steps."""
     from peft import PeftModel
 
-    cfg = _cfg(tmp_path, tiny_backbone_cfg)
+    tiny_backbone_cfg = family_cfg
+    gemma = "gemma" in family_cfg.name
+    over = {"backbone.logits_budget_mb": 0.1875} if gemma else {}
+    cfg = _cfg(tmp_path, tiny_backbone_cfg, **over)
     out = train_expert.run(cfg)
     m = json.loads((out / "metrics.json").read_text())
     assert m["heldout_loss_after"] < m["heldout_loss_before"] - 0.5, m
+    assert m["micro_batch"] == ([2, 2] if gemma else [4, 1])
     manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["chat_template"] == ("plain" if gemma else "chatml")
     assert manifest["kind"] == "expert" and manifest["dimension"] == "helpful"
     assert len(manifest["backbone_weights_hash"]) == 64
     assert all(h and len(h) == 64 for h in manifest["data"].values())
@@ -139,8 +147,8 @@ def test_killed_run_resumes_and_matches_uninterrupted(tmp_path, tiny_backbone_cf
         torch.testing.assert_close(a[k], b[k], atol=1e-5, rtol=1e-4)
 
 
-def test_sft_then_dpo(tmp_path, tiny_backbone_cfg):
-    cfg = _cfg(tmp_path, tiny_backbone_cfg, method="sft+dpo", **{"optim.max_steps": 4})
+def test_sft_then_dpo(tmp_path, family_cfg):
+    cfg = _cfg(tmp_path, family_cfg, method="sft+dpo", **{"optim.max_steps": 4})
     cfg.dpo.max_steps = 3
     out = train_expert.run(cfg)
     history = json.loads((out / "history.json").read_text())

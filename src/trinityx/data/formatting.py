@@ -23,6 +23,20 @@ def prompt_ids(tokenizer: PreTrainedTokenizerBase, messages: Sequence[Message]) 
     return list(out["input_ids"] if isinstance(out, dict) or hasattr(out, "keys") else out)
 
 
+def bos_prefix(tokenizer: PreTrainedTokenizerBase) -> list[int]:
+    """[BOS] if the tokenizer itself starts plain text with BOS, else [].
+
+    Gemma's does, and Gemma scores text without a leading BOS far worse (lm-eval turns
+    `add_bos_token` on for Gemma for this reason); SmolLM2's does not, so its contexts are
+    unchanged. Chat-templated contexts that already begin with BOS do not get a second one.
+    """
+    bos = tokenizer.bos_token_id
+    if bos is None:
+        return []
+    ids = tokenizer("a", add_special_tokens=True)["input_ids"]
+    return [bos] if ids and ids[0] == bos else []
+
+
 def prompt_string(tokenizer: PreTrainedTokenizerBase, messages: Sequence[Message]) -> str:
     return tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False)
 

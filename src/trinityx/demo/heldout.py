@@ -16,11 +16,12 @@ import torch
 
 from trinityx import DIMENSIONS
 from trinityx.config import DataSource, TrainExpertConfig
-from trinityx.data.formatting import IGNORE_INDEX, collate, encode_sft
+from trinityx.data.formatting import collate, encode_sft
 from trinityx.data.loading import load_sources
 from trinityx.data.records import PreferencePair, SFTExample
 from trinityx.eval.metrics import is_refusal
 from trinityx.model.composed import TrinityXModel
+from trinityx.model.lm_head import check_head, final_hidden, labelled_nll
 from trinityx.model.scoring import generate_greedy
 from trinityx.nn.router import combine_gates
 
@@ -65,22 +66,23 @@ def response_nll(
         enc = collate(
             [encode_sft(model.tokenizer, ex, 256) for ex in batch], model.tokenizer.pad_token_id
         )
+        ids, mask = enc["input_ids"].to(model.device), enc["attention_mask"].to(model.device)
         if system == "backbone":
             with model.experts_off():
-                out = model.model(
-                    input_ids=enc["input_ids"].to(model.device),
-                    attention_mask=enc["attention_mask"].to(model.device),
-                    labels=enc["labels"].to(model.device),
-                )
+                hidden, last = final_hidden(model.model, input_ids=ids, attention_mask=mask)
         else:
-            gates = _gates(model, system, batch)
             out = model.teacher_forced(
-                enc["input_ids"], enc["attention_mask"], labels=enc["labels"], gates=gates
+                ids,
+                mask,
+                gates=_gates(model, system, batch),
+                logits_to_keep=1,
+                output_hidden_states=True,
             )
-        n = int((enc["labels"][:, 1:] != IGNORE_INDEX).sum())  # tokens the loss averages over
-        if n:
-            total += float(out.loss) * n
-            count += n
+            hidden, last = out.hidden_states[-1], out.logits[:, -1]
+        check_head(model.model, hidden, last)  # the LM head then runs on response tokens only
+        nll, n = labelled_nll(model.model, hidden, enc["labels"], model.backbone.logits_budget_mb)
+        total += float(nll)
+        count += n
     return total / max(count, 1)
 
 

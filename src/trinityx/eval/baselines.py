@@ -203,4 +203,7 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
 def build_eval_model(cfg: EvalConfig) -> EvalModel:
     """The EvalModel for `cfg.model`."""
     kind, arg = parse_spec(cfg.model)
-    return BASELINES[kind](arg, cfg)
+    model = BASELINES[kind](arg, cfg)
+    if cfg.backbone is not None and not kind.startswith("trinityx"):  # TrinityX: its backbone
+        model.logits_budget_mb = cfg.backbone.logits_budget_mb
+    return model

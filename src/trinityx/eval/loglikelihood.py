@@ -25,6 +25,8 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from trinityx.model.lm_head import rows_per_pass
+
 
 class ScoringModel(Protocol):
     """What scheduling needs of a model: the part of `eval.model_api.EvalModel` it calls.
@@ -38,6 +40,8 @@ class ScoringModel(Protocol):
     max_length: int
     prefix_sharing: bool
     primer_sharing: bool
+    logits_budget_mb: float
+    vocab_size: int
 
     def _context_fields(self, ctx: Tensor) -> dict: ...
 
@@ -140,10 +144,13 @@ def score_shared(model: ScoringModel, enc: list, groups: dict, batch_size: int) 
             mask = torch.zeros((len(rows), S), dtype=torch.long)
             for b, r in enumerate(rows):
                 ids[b, : len(r)], mask[b, : len(r)] = torch.tensor(r), 1  # right padding
-            logits = shared_forward(model, state, ids.to(dev), mask.to(dev))  # (B, S, V)
-            for b, i in enumerate(part):
-                cont = enc[i][1]
-                out[i] = sum_logprob(logits[b, : len(cont)], cont)
+            step = rows_per_pass(S, model.vocab_size, model.logits_budget_mb)
+            for r in range(0, len(part), step):  # one pass's logits (rows, S, V) within budget
+                sl = slice(r, r + step)
+                logits = shared_forward(model, state, ids[sl].to(dev), mask[sl].to(dev))
+                for b, i in enumerate(part[sl]):
+                    cont = enc[i][1]
+                    out[i] = sum_logprob(logits[b, : len(cont)], cont)
     return out
 
 
@@ -170,11 +177,14 @@ def score_padded(model: ScoringModel, enc: list, indices: list[int], batch_size:
             ids[b, T - len(inp) :] = torch.tensor(inp)  # left padding
             mask[b, T - len(inp) :] = 1
             ctx_mask[b, T - len(inp) : T - len(inp) + n_ctx] = 1
-        logits = model._forward(ids.to(dev), mask.to(dev), ctx_mask.to(dev), keep)
-        logits = logits[:, -keep:]  # (B, keep, V): position t predicts token t + 1
-        for b, i in enumerate(idx):
-            n = rows[i][1]
-            out[i] = sum_logprob(logits[b, keep - n :], enc[i][1][-n:])
+        step = rows_per_pass(keep, model.vocab_size, model.logits_budget_mb)
+        for r in range(0, len(idx), step):  # one pass's logits (rows, keep, V) within budget
+            sl = slice(r, r + step)
+            logits = model._forward(ids[sl].to(dev), mask[sl].to(dev), ctx_mask[sl].to(dev), keep)
+            logits = logits[:, -keep:]  # (rows, keep, V): position t predicts token t + 1
+            for b, i in enumerate(idx[sl]):
+                n = rows[i][1]
+                out[i] = sum_logprob(logits[b, keep - n :], enc[i][1][-n:])
     return out
 
 

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from trinityx.data.formatting import prompt_string
+from trinityx.data.formatting import bos_prefix, prompt_string
 from trinityx.eval import loglikelihood as LL
 
 Messages = Sequence[dict]
@@ -35,7 +35,8 @@ def fingerprint_of(**parts) -> str:
 
 
 def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], list[int]]:
-    """(context ids, continuation ids) exactly as lm-eval's HFLM._encode_pair."""
+    """(context ids, continuation ids) exactly as lm-eval's HFLM._encode_pair (`bos_prefix`
+    first where the tokenizer adds one, as lm-eval's `add_bos_token`)."""
     n_spaces = len(context) - len(context.rstrip())
     if n_spaces > 0:
         continuation = context[-n_spaces:] + continuation
@@ -46,7 +47,8 @@ def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], 
         return [prefix], tokenizer(continuation, add_special_tokens=False)["input_ids"]
     whole = tokenizer(context + continuation, add_special_tokens=False)["input_ids"]
     ctx = tokenizer(context, add_special_tokens=False)["input_ids"]
-    return ctx, whole[len(ctx) :]
+    bos = bos_prefix(tokenizer)
+    return (bos if ctx[:1] != bos else []) + ctx, whole[len(ctx) :]
 
 
 class EvalModel(abc.ABC):
@@ -55,6 +57,15 @@ class EvalModel(abc.ABC):
     name: str
     fingerprint: str
     tokenizer: object
+
+    logits_budget_mb: float = (
+        512.0  # cap on one scoring forward's float32 logits (loglikelihood.py)
+    )
+
+    @property
+    def vocab_size(self) -> int:
+        """Logits per position (Gemma 3: 262k, so 1 MB of float32 per scored token)."""
+        return int(self.config.vocab_size)
 
     @property
     def max_length(self) -> int:
@@ -207,6 +218,7 @@ class TrinityXEvalModel(EvalModel):
     ) -> None:
         self.model, self.tokenizer = model, model.tokenizer
         self.config = model.model.config
+        self.logits_budget_mb = model.backbone.logits_budget_mb
         self.hhh_weights, self.weight_mode = hhh_weights, weight_mode
         self.prefs = model.resolve_weights(hhh_weights, mode=weight_mode)  # validates early
         self.refusal_tau = refusal_tau  # model/presets.py: the refusal dial (None: off)
@@ -225,9 +237,15 @@ class TrinityXEvalModel(EvalModel):
 
         m = self.model
         if self.refusal_tau is not None:  # the dial decides from the context alone
-            return m.logits(ids, mask, **self._dial_fields(ids, ctx_mask))
+            return m.logits(ids, mask, **self._dial_fields(ids, ctx_mask), logits_to_keep=keep)
         if self.weight_mode == "fixed" or m.routing == "token":
-            return m.logits(ids, mask, hhh_weights=self.hhh_weights, weight_mode=self.weight_mode)
+            return m.logits(
+                ids,
+                mask,
+                hhh_weights=self.hhh_weights,
+                weight_mode=self.weight_mode,
+                logits_to_keep=keep,
+            )
         B, K = ids.shape[0], len(m.expert_names)
         if m.routing == "sequence":
             probs = m.router_probs(ids, ctx_mask)  # (B, K): the context alone
@@ -235,7 +253,7 @@ class TrinityXEvalModel(EvalModel):
             probs = torch.full((B, K), 1.0 / K, device=m.device)
         prefs = None if self.prefs is None else self.prefs.to(m.device).expand(B, -1)
         gates = combine_gates(probs, prefs, self.weight_mode, m.top_k)  # (B, K)
-        return m.logits(ids, mask, gates=gates)
+        return m.logits(ids, mask, gates=gates, logits_to_keep=keep)
 
     def _dial_fields(self, ids: Tensor, ctx_mask: Tensor) -> dict:
         """`logits` kwargs under the refusal dial: per-row pi chosen from the context alone

@@ -170,6 +170,7 @@ class ComposedIOMixin:
                 backbone=self.backbone.name,
                 backbone_source=self.backbone.source,
                 backbone_weights_hash=self.backbone.weights_hash,
+                chat_template=self.backbone.chat_template,
                 experts=[ew.summary() for ew in self.experts.values()],
                 routing=self.routing,
                 pool_layer=self.pool_layer,

@@ -62,6 +62,7 @@ def _export_fields(model: TrinityXModel, g: Tensor) -> dict:
     return {
         "backbone": model.backbone.name,
         "backbone_weights_hash": model.backbone.weights_hash,
+        "chat_template": model.backbone.chat_template,  # `plain`/`chatml`: TrinityX supplied it
         "experts": model.expert_names,
         "weights": dict(zip(model.expert_names, g.tolist(), strict=True)),
     }

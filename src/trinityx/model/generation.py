@@ -123,10 +123,18 @@ class GenerationMixin:
         top_k: int | None = None,
         gates: Tensor | None = None,
         refusal_tau: float | None = None,
+        logits_to_keep: int = 0,
+        output_hidden_states: bool = False,
     ) -> ModelOutput:
-        """The backbone's teacher-forced output under the composition rules of `logits`; with
-        `labels` (B, T; -100 = not scored) its ``.loss`` is Hugging Face's causal-LM loss (the
-        mean next-token NLL, shifted inside the model), so callers never shift by hand."""
+        """The backbone's teacher-forced output under the composition rules of `logits`.
+
+        labels (B, T; -100 = not scored): its ``.loss`` is Hugging Face's causal-LM loss (shifted
+        inside the model), so callers never shift by hand; it needs the full (B, T, V) logits,
+        so with a large vocabulary (Gemma 3: 262k, 1 MB a position) score through
+        `output_hidden_states` and model/lm_head.py's budgeted chunks instead.
+        logits_to_keep > 0: only the last that many positions (B, keep, V).
+        output_hidden_states: `hidden_states[-1]` is the final post-norm state.
+        """
         ids = input_ids.to(self.device)
         mask = (torch.ones_like(ids) if attention_mask is None else attention_mask).to(self.device)
         if gates is not None:
@@ -141,6 +149,9 @@ class GenerationMixin:
                 attention_mask=mask,
                 position_ids=position_ids(mask),
                 labels=None if labels is None else labels.to(self.device),
+                logits_to_keep=logits_to_keep,
+                output_hidden_states=output_hidden_states,
+                use_cache=False,
             )
 
     @torch.no_grad()

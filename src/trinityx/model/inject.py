@@ -8,6 +8,13 @@ biases, embeddings, modules_to_save, ...) is refused with the folder and the fie
 Eq. MoCaE would silently drop it. `inject_mocae` swaps every targeted nn.Linear for a
 `MoCaELinear` holding all experts in one fixed order, so gate index k means the same expert in
 every layer. `write_peft_adapter` writes the standard two-file PEFT layout back.
+
+Nothing but the targeted nn.Linear modules is touched, so what a backbone family does around
+them stays as it is and stays exact: Gemma 3's q/k RMSNorms act on q_proj/k_proj outputs, the
+LoRA delta included, exactly as under PEFT; its (1 + w) norms, the sqrt(d) scale inside the
+embedding module and sliding-window attention are never wrapped. Targets tied to the input
+embeddings (both families tie the LM head) are refused. tests/test_families.py checks fused =
+naive and one-hot = plain PEFT on the tiny Llama and the tiny Gemma 3.
 """
 
 from __future__ import annotations

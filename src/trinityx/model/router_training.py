@@ -23,6 +23,7 @@ from trinityx.config import RouterTraining
 from trinityx.data.formatting import collate, encode_sft
 from trinityx.data.records import RoutingExample, SFTExample
 from trinityx.model.composed import TrinityXModel
+from trinityx.model.lm_head import check_head, labelled_nll
 from trinityx.nn.router import router_loss
 
 log = logging.getLogger(__name__)
@@ -89,9 +90,16 @@ def lm_loss(model: TrinityXModel, batch: Sequence[SFTExample], max_length: int) 
         z = model.sequence_logits_from_features(model.pooled_features(ids, mask))  # (B, K)
         gates = torch.softmax(model.calibrate(z).float(), -1)
     out = model.teacher_forced(
-        enc["input_ids"], enc["attention_mask"], labels=enc["labels"], gates=gates
+        enc["input_ids"],
+        enc["attention_mask"],
+        gates=gates,
+        logits_to_keep=1,
+        output_hidden_states=True,
     )
-    return out.loss
+    hidden = out.hidden_states[-1]  # (B, T, d): the LM head runs in budgeted chunks instead
+    check_head(model.model, hidden, out.logits[:, -1])
+    nll, n = labelled_nll(model.model, hidden, enc["labels"], model.backbone.logits_budget_mb)
+    return nll / max(n, 1)
 
 
 def save_checkpoint(

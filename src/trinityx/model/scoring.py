@@ -7,8 +7,9 @@ from collections.abc import Sequence
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from trinityx.data.formatting import IGNORE_INDEX, collate, encode_sft, prompt_string
+from trinityx.data.formatting import collate, encode_sft, prompt_string
 from trinityx.data.records import Message, SFTExample
+from trinityx.model.lm_head import DEFAULT_LOGITS_BUDGET_MB, response_nll
 
 
 @torch.no_grad()
@@ -18,26 +19,24 @@ def masked_lm_loss(
     examples: Sequence[SFTExample],
     batch_size: int = 8,
     max_length: int = 256,
+    logits_budget_mb: float = DEFAULT_LOGITS_BUDGET_MB,
 ) -> float:
     """Mean next-token NLL over response tokens only (the held-out loss experts are judged by).
 
-    Each batch's loss is the model's own (``labels=``: shifted and masked by Hugging Face); batches
-    are weighted by their scored tokens, so the result does not depend on ``batch_size``."""
+    The LM head runs on response positions only, in chunks of at most `logits_budget_mb` of
+    logits (model/lm_head.py): Gemma 3's 262k vocabulary would otherwise cost 1 MB per token.
+    """
     device = next(model.parameters()).device
     total, count = 0.0, 0
     encoded = [encode_sft(tokenizer, ex, max_length) for ex in examples]
     for i in range(0, len(encoded), batch_size):
         batch = collate(encoded[i : i + batch_size], tokenizer.pad_token_id)
         batch = {k: v.to(device) for k, v in batch.items()}
-        out = model(
-            input_ids=batch["input_ids"],
-            attention_mask=batch["attention_mask"],
-            labels=batch["labels"],
+        nll, n = response_nll(
+            model, batch["input_ids"], batch["attention_mask"], batch["labels"], logits_budget_mb
         )
-        n = int((batch["labels"][:, 1:] != IGNORE_INDEX).sum())  # tokens the loss averages over
-        if n:
-            total += out.loss.item() * n
-            count += n
+        total += float(nll)
+        count += n
     return total / max(count, 1)
 
 

@@ -31,7 +31,9 @@ from trinityx.model.artifacts import (
     write_manifest,
 )
 from trinityx.model.backbone import Backbone, bf16_autocast_supported, load_backbone
+from trinityx.model.lm_head import accumulation_split
 from trinityx.model.scoring import generate_greedy, masked_lm_loss
+from trinityx.model.targets import check_target_modules
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +73,12 @@ def _last_checkpoint(folder: Path) -> str | None:
     return str(ckpts[-1]) if ckpts else None
 
 
+def batching(cfg: TrainExpertConfig, backbone: Backbone, rows: int = 1) -> tuple[int, int]:
+    """(micro-batch, accumulation steps) under the logits budget; DPO's forward holds 2 rows."""
+    o = cfg.optim
+    return accumulation_split(o.batch_size, o.grad_accum, o.max_length * rows, backbone)
+
+
 def _common_args(
     cfg: TrainExpertConfig,
     out: Path,
@@ -78,14 +86,15 @@ def _common_args(
     lr: float,
     epochs: float,
     max_steps: int,
+    micro: tuple[int, int],
 ) -> dict:
     return dict(
         output_dir=str(out),
         num_train_epochs=epochs,
         max_steps=max_steps,
         learning_rate=lr,
-        per_device_train_batch_size=cfg.optim.batch_size,
-        gradient_accumulation_steps=cfg.optim.grad_accum,
+        per_device_train_batch_size=micro[0],
+        gradient_accumulation_steps=micro[1],
         warmup_steps=cfg.optim.warmup_ratio,  # a float < 1 is a ratio of total steps
         weight_decay=cfg.optim.weight_decay,
         logging_steps=cfg.optim.logging_steps,
@@ -115,7 +124,8 @@ def probe_logits(model, tokenizer) -> list[float]:
     was_training = model.training
     model.eval()
     ids = torch.tensor([prompt_ids(tokenizer, ({"role": "user", "content": PROBE},))])
-    logits = model(input_ids=ids.to(model.device)).logits[0, -1, :16].float().cpu()
+    out = model(input_ids=ids.to(model.device), logits_to_keep=1)
+    logits = out.logits[0, -1, :16].float().cpu()
     model.train(was_training)
     return logits.tolist()
 
@@ -167,7 +177,13 @@ def sft_trainer(
     peft_cfg = _lora_config(cfg)
     args = SFTConfig(
         **_common_args(
-            cfg, work, device, cfg.optim.learning_rate, cfg.optim.epochs, cfg.optim.max_steps
+            cfg,
+            work,
+            device,
+            cfg.optim.learning_rate,
+            cfg.optim.epochs,
+            cfg.optim.max_steps,
+            batching(cfg, backbone),
         ),
         max_length=cfg.optim.max_length,
         packing=False,
@@ -220,7 +236,15 @@ def _train_dpo(
     else:
         peft_cfg = _lora_config(cfg)
     args = DPOConfig(
-        **_common_args(cfg, work, device, cfg.dpo.learning_rate, cfg.dpo.epochs, cfg.dpo.max_steps),
+        **_common_args(
+            cfg,
+            work,
+            device,
+            cfg.dpo.learning_rate,
+            cfg.dpo.epochs,
+            cfg.dpo.max_steps,
+            batching(cfg, backbone, rows=2),
+        ),
         beta=cfg.dpo.beta,
         loss_type=[cfg.dpo.loss_type],
         max_length=cfg.optim.max_length,
@@ -278,6 +302,7 @@ def run(
         )
     set_seed(cfg.seed)
     backbone = backbone_loader(cfg.backbone, for_training=True)
+    check_target_modules(backbone.model, cfg.lora.target_modules)  # before any data or training
     device = backbone.model.device
     kind = "preference" if cfg.method in ("dpo", "sft+dpo") else None
     records = load_sources(cfg, cfg.train, kind=kind, dimension=_label(cfg))
@@ -295,7 +320,12 @@ def run(
     if main:  # the other ranks wait for it in the trainer's first collective
         (work / "config.yaml").write_text(dump_yaml(cfg))
         before = {
-            "heldout_loss": masked_lm_loss(backbone.model, backbone.tokenizer, heldout_sft)
+            "heldout_loss": masked_lm_loss(
+                backbone.model,
+                backbone.tokenizer,
+                heldout_sft,
+                logits_budget_mb=backbone.logits_budget_mb,
+            )
             if heldout_sft
             else None,
             "answers": generate_greedy(
@@ -327,7 +357,11 @@ def run(
     base = backbone_loader(cfg.backbone)
     tuned = PeftModel.from_pretrained(base.model, str(adapter)).eval()
     after = {
-        "heldout_loss": masked_lm_loss(tuned, base.tokenizer, heldout_sft) if heldout_sft else None,
+        "heldout_loss": masked_lm_loss(
+            tuned, base.tokenizer, heldout_sft, logits_budget_mb=base.logits_budget_mb
+        )
+        if heldout_sft
+        else None,
         "answers": generate_greedy(tuned, base.tokenizer, samples, cfg.max_new_tokens),
     }
     metrics = {
@@ -335,6 +369,7 @@ def run(
         "method": cfg.method,
         "n_train": len(train),
         "n_heldout": len(heldout_sft),
+        "micro_batch": list(batching(cfg, base)),  # (per-device rows, accumulation steps) of SFT
         "heldout_loss_before": before["heldout_loss"],
         "heldout_loss_after": after["heldout_loss"],
         "probe_logits": json.loads((adapter / "probe.json").read_text()),
@@ -361,6 +396,7 @@ def run(
             backbone=cfg.backbone.name,
             backbone_source=base.source,
             backbone_weights_hash=base.weights_hash,
+            chat_template=base.chat_template,
             method=cfg.method,
             lora={
                 "r": cfg.lora.r,

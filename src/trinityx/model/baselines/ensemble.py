@@ -69,6 +69,7 @@ class OutputEnsemble:
                     position_ids=pos,
                     past_key_values=caches[m],
                     use_cache=True,
+                    logits_to_keep=1,  # the prompt's (T, V) logits are never needed
                 )
                 caches[m] = o.past_key_values
                 p = torch.softmax(o.logits[:, -1].float(), -1) * w  # (B, V)
