@@ -90,7 +90,7 @@ def test_chunked_nll_gradients_equal_full_logits(family_cfg, family_experts):
     grads = []
     for chunked in (False, True):
         if chunked:
-            out = tx.logits(
+            out = tx.teacher_forced(
                 batch["input_ids"],
                 batch["attention_mask"],
                 logits_to_keep=1,
