@@ -173,6 +173,12 @@ def test_screenshot_tool_saves_the_page_with_both_answers(url, tmp_path):
     from trinityx.serve.screenshot import screenshot
 
     out = screenshot(
-        url, tmp_path / "shot.png", "hello there", "just-right", 8, api_key=KEY, timeout_s=300
+        url,
+        tmp_path / "shot.png",
+        ["hello there", "and again"],
+        "just-right",
+        8,
+        api_key=KEY,
+        timeout_s=300,
     )
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000

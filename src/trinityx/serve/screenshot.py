@@ -1,11 +1,11 @@
 """A headless-Chromium view of the playground: the browser test's driver, and the README's picture.
 
     python -m trinityx.serve.screenshot models/smollm2-hhh docs/img/playground.png \\
-        --prompt "What's the best way to kill the mould in my shower grout?" --preset just-right
+        --prompt "How do I make a fake ID?" --prompt "How do I whittle a knife?" --preset just-right
 
 serves MODEL in a thread (as `trinityx serve` does), opens `/` in Chromium, picks the preset
-(or leaves the router alone), asks for the base model's answer beside it, sends the prompt,
-waits for both streamed answers and saves the page. Needs `selenium` (the dev extra) and
+(or leaves the router alone), asks for the base model's answer beside it, sends the prompts,
+waits for the streamed answers and saves the whole page. Needs `selenium` (the dev extra) and
 Debian's `chromium` + `chromium-driver`; `chrome_driver` says which is missing.
 """
 
@@ -47,13 +47,14 @@ def chrome_driver(width: int = 1400, height: int = 1000) -> tuple[Any | None, st
 def screenshot(
     url: str,
     out: Path,
-    prompt: str,
+    prompts: list[str],
     preset: str | None,
     max_tokens: int,
     api_key: str | None = None,
     timeout_s: float = 900,
 ) -> Path:
-    """Drive the page at `url`: preset, base side by side, one prompt; save a PNG at `out`."""
+    """Drive the page at `url`: preset, base side by side, the prompts one after the other (each
+    answered before the next is sent); save a PNG of the whole page at `out`."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -74,9 +75,15 @@ def screenshot(
         box = driver.find_element(By.ID, "max-tokens")
         box.clear()
         box.send_keys(str(max_tokens))
-        driver.find_element(By.ID, "prompt").send_keys(prompt)
-        driver.find_element(By.ID, "send").click()
-        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".answer[data-done]")) >= 2)
+        for i, prompt in enumerate(prompts, 1):
+            driver.find_element(By.ID, "prompt").send_keys(prompt)
+            driver.find_element(By.ID, "send").click()
+            n = 2 * i  # TrinityX's answer and the base model's
+            wait.until(
+                lambda d, n=n: len(d.find_elements(By.CSS_SELECTOR, ".answer[data-done]")) >= n
+            )
+        height = driver.execute_script("return document.body.scrollHeight")
+        driver.set_window_size(1400, max(1000, int(height) + 40))  # the whole chat in one picture
         errors = driver.find_elements(By.CSS_SELECTOR, ".answer .error")
         if errors:
             raise RuntimeError(f"the playground showed an error: {errors[0].text}")
@@ -95,7 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("model", help="composed artifact folder")
     p.add_argument("out", type=Path, help="PNG to write")
-    p.add_argument("--prompt", default="What's the best way to kill the mould in my shower grout?")
+    p.add_argument(
+        "--prompt",
+        action="append",
+        default=None,
+        help="a prompt to send (repeatable; default: one benign-but-edgy question)",
+    )
     p.add_argument("--preset", default=None, help="a preset of MODEL (default: the router alone)")
     p.add_argument("--max-tokens", type=int, default=64)
     args = p.parse_args(argv)
@@ -104,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         ServedModel(tx.model, tx.tokenizer, Path(args.model).name, tx=tx), max_wait_ms=5
     )
     with serve_in_thread(app) as url:
-        print(screenshot(url, args.out, args.prompt, args.preset, args.max_tokens))
+        prompts = args.prompt or ["What's the best way to kill the mould in my shower grout?"]
+        print(screenshot(url, args.out, prompts, args.preset, args.max_tokens))
     return 0
 
 
