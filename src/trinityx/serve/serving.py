@@ -24,6 +24,9 @@ from .sampling import SamplingSettings
 from .scheduler import Delta, Failed, Finished, GenRequest, Scheduler
 from .served import ServedModel
 
+DISCONNECT_POLL_S = 0.2
+"""How often a non-streaming request checks whether its client is still there."""
+
 
 class APIError(Exception):
     """An error answered in OpenAI's shape with this status (4xx for anything the client sent)."""
@@ -146,13 +149,21 @@ class Serving:
         cancelled by the ASGI server instead, which lands in the same `finally`.
         """
         left = sum(g.n for g in gens)
+        loop = asyncio.get_running_loop()
+        next_poll = loop.time() + DISCONNECT_POLL_S
         try:
             while left:
                 try:
-                    p, ev = await asyncio.wait_for(q.get(), timeout=0.5)
+                    p, ev = await asyncio.wait_for(q.get(), timeout=DISCONNECT_POLL_S)
                 except asyncio.TimeoutError:
-                    if request is not None and await request.is_disconnected():
+                    p, ev = None, None
+                # polled on a clock, not only when the queue is idle: a fast decode keeps the
+                # queue busy for its whole length, and a client that left must not wait it out
+                if request is not None and loop.time() >= next_poll:
+                    if await request.is_disconnected():
                         return
+                    next_poll = loop.time() + DISCONNECT_POLL_S
+                if ev is None:
                     continue
                 if isinstance(ev, Failed):
                     raise APIError(500, ev.message, type="server_error")
