@@ -23,7 +23,8 @@ PACKAGE = Path(trinityx.__file__).parent
 # packages on one layer (``bench`` and ``eval``, ``serve`` and ``demo``) may not import each other.
 LAYERS: dict[str, int] = {
     "config": 0,  # typed dataclasses and their YAML loader: no other trinityx imports
-    "shipped_configs": 0,  # the YAML configs shipped as package data
+    "shipped_configs": 0,
+    "config_help": 0,  # --help text from the config dataclasses' field docstrings  # the YAML configs shipped as package data
     "data": 1,  # record types, readers, formatting: may read config dataclasses
     "nn": 1,  # pure torch
     "model": 2,  # Hugging Face glue around nn; model/baselines: the systems we compare against
@@ -32,8 +33,8 @@ LAYERS: dict[str, int] = {
     "stages": 4,  # train_expert, compose, calibrate, evaluate, compare: never import each other
     "serve": 5,  # the HTTP server over a composed model or a baseline spec
     "demo": 5,  # the guided pipeline over the stages
-    "experiment": 5,
-    "generate_cli": 5,  # `trinityx generate`: one model call from the terminal  # `trinityx run`: the resumable experiment over the stages, report, ship
+    "experiment": 5,  # `trinityx run`: the resumable experiment over the stages, report, ship
+    "generate_cli": 5,  # `trinityx generate`: one model call from the terminal
     "cli": 6,  # one subcommand per stage
     "__init__": 7,  # the public face: re-exports from every layer, imported lazily
     "__main__": 7,

@@ -14,6 +14,7 @@ from transformers import TrainerCallback
 from trinityx.config import TrainExpertConfig, from_dict
 from trinityx.data.formatting import IGNORE_INDEX, encode_sft
 from trinityx.data.records import SFTExample, user_prompt
+from trinityx.model import expert_trainers
 from trinityx.model.backbone import load_backbone
 from trinityx.stages import train_expert
 
@@ -111,12 +112,12 @@ def test_training_lowers_heldout_loss_and_plain_peft_reproduces(tmp_path, family
     # A fresh backbone + plain PEFT (no TrinityX code) gives the trained model's logits.
     base = load_backbone(tiny_backbone_cfg)
     peft_model = PeftModel.from_pretrained(base.model, str(out / "adapter")).eval()
-    probe = torch.tensor(train_expert.probe_logits(peft_model, base.tokenizer))
+    probe = torch.tensor(expert_trainers.probe_logits(peft_model, base.tokenizer))
     assert torch.allclose(probe, torch.tensor(m["probe_logits"]), atol=1e-5)
     assert not torch.allclose(
         probe,
         torch.tensor(
-            train_expert.probe_logits(load_backbone(tiny_backbone_cfg).model, base.tokenizer)
+            expert_trainers.probe_logits(load_backbone(tiny_backbone_cfg).model, base.tokenizer)
         ),
         atol=1e-3,
     )
@@ -217,7 +218,7 @@ def test_group_by_length_trains_less_padding_on_the_same_rows(tmp_path, tiny_bac
         cfg.optim.batch_size, cfg.optim.group_by_length = 8, grouped
         bb = copy.copy(tiny_backbone)
         bb.model = copy.deepcopy(tiny_backbone.model)
-        trainer = train_expert.sft_trainer(
+        trainer = expert_trainers.sft_trainer(
             cfg, bb, train, tmp_path / f"w{grouped}", torch.device("cpu")
         )
         shares[grouped] = _padding_share(trainer)
