@@ -105,11 +105,33 @@ def test_config_errors_name_the_key(tmp_path):
     p.write_text(
         "experts: {helpful: {config: a.yaml}}\ncomposes: {}\neval: {config: e.yaml}\n"
         "systems: {h: 'expert:honest', t: 'trinityx:nope'}\njudges: {wisdom: {}}\n"
+        "system_overrides: {gone: [seed=1]}\n"
     )
     with pytest.raises(Exception) as ei:
         load_experiment(p)
     msg = str(ei.value)
     assert "systems.h" in msg and "systems.t" in msg and "judges.wisdom" in msg
+    assert "system_overrides.gone" in msg
+
+
+def test_system_overrides_reach_that_system_alone_with_data_paths_rebased(tmp_path):
+    from trinityx.experiment.config import Layout, eval_config
+
+    cfg = load_experiment(
+        ROOT / "configs/tiny/experiment.yaml",
+        [
+            "system_overrides={helpful: ['baseline_options={router_data: [{path: ../shared/data/x.json}]}', seed=7]}"
+        ],
+    )
+    lay, data = Layout(tmp_path / "w"), write_data_dir(tmp_path / "data")
+    st = eval_config(cfg, "helpful", lay, data)
+    assert st.seed == 7 and st.baseline_options["router_data"][0]["path"] == f"{data}/x.json"
+    other = eval_config(cfg, "base", lay, data)
+    assert other.seed == 0 and other.baseline_options == {}
+    steps = {s.name: s for s in experiment.plan(cfg, lay.root, data)}
+    assert (
+        "exclude_prompts: " + str(lay.root / "eval_prompts.jsonl") in steps["eval/base"].config_text
+    )
 
 
 def test_paired_bootstrap_by_hand():
@@ -130,12 +152,13 @@ def _norm(text: str) -> str:
 def test_no_evaluation_prompt_in_any_training_router_or_calibration_set(shared_data, tmp_path):
     """Every prompt the real experiment trains experts, routers or calibrators on is checked
     against every evaluation prompt of the protocol (exact match after case/space folding)."""
+    from trinityx.config import DataSource
     from trinityx.data.loading import load_sources
     from trinityx.data.records import prompt_text
     from trinityx.data.routing_sets import load_routing
     from trinityx.eval import benchmarks as B
     from trinityx.eval import refusal_tasks as R
-    from trinityx.experiment.config import Layout, compose_config, expert_config
+    from trinityx.experiment.config import Layout, compose_config, eval_config, expert_config
 
     cfg = load_experiment(ROOT / "configs/experiments/smollm2_hhh.yaml")
     lay = Layout("unused")
@@ -156,6 +179,16 @@ def test_no_evaluation_prompt_in_any_training_router_or_calibration_set(shared_d
                 used[f"composes.{name}.{field}:{src.path}"] = {
                     _norm(prompt_text(r.messages)) for r in load_routing(st, [src])
                 }
+    for system in cfg.system_overrides:  # e.g. H3Fusion's gate prompts
+        st = eval_config(cfg, system, lay, shared_data)
+        st.exclude_prompts = exclude
+        opts = st.baseline_options
+        for s in opts.get("router_data") or []:
+            ds = DataSource(path=s["path"], split=s.get("split"), limit=opts.get("limit"))
+            rows = load_sources(st, [ds], kind="routing", dimension=s["label"])
+            used[f"systems.{system}.router_data:{s['path']}"] = {
+                _norm(prompt_text(r.messages)) for r in rows
+            }
     evals = {
         "alpaca_eval": {_norm(i.instruction) for i in B.read_alpaca_eval(shared_data)},
         "beavertails": {_norm(i.prompt) for i in B.read_beavertails_eval(shared_data)},

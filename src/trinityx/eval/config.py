@@ -92,6 +92,10 @@ class EvalConfig:
     """Extra settings of one baseline; h3fusion: top_k, steps, lr, limit (gate prompts per
     dimension), max_length, router_data ([{path, label, split}]); ensemble: weights (name ->
     w); xlora: xlora_depth, xlora_size. Unknown keys are an error."""
+    exclude_prompts: str | None = None
+    """JSON-lines file of prompt strings that data a baseline trains on at evaluation time
+    (H3Fusion's gate prompts) must not contain; the experiment sets it to every evaluation
+    prompt, as for the experts and the router."""
     hhh_weights: dict[str, float] | None = None
     """TrinityX models: user HHH weights pi (null: the router alone decides)."""
     weight_mode: Literal["multiply", "fixed"] = "multiply"

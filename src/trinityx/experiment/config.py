@@ -11,6 +11,7 @@ configs run from any folder.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,10 @@ class ExperimentConfig:
     systems: dict[str, str]
     """Row name -> model spec: base, expert:<dimension>, merge:<method>, multitask:<dir>,
     h3fusion, ensemble, xlora, trinityx:<compose name>, trinityx_uncalibrated:<compose name>."""
+    system_overrides: dict[str, list[str]] = field(default_factory=dict)
+    """Row name -> dotted eval-config overrides for that system alone (e.g. H3Fusion's
+    `baseline_options.router_data`); `<data_dir>/...` paths in them are rebased like the
+    stage configs' data paths."""
     judges: dict[str, JudgeRef] = field(default_factory=dict)
     """Judge kind (truth, info, harm, helpfulness, pairwise) -> how to get it."""
     select: SelectSettings = field(default_factory=SelectSettings)
@@ -91,6 +96,11 @@ def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Exp
     known = {"truth", "info", "harm", "helpfulness", "pairwise"}
     problems += [
         f"judges.{k}: unknown kind; known: {sorted(known)}" for k in cfg.judges if k not in known
+    ]
+    problems += [
+        f"system_overrides.{k}: no such row in `systems` ({list(cfg.systems)})"
+        for k in cfg.system_overrides
+        if k not in cfg.systems
     ]
     for name, spec in cfg.systems.items():
         kind, _, arg = spec.partition(":")
@@ -146,6 +156,12 @@ def _rebase(src: DataSource, prefix: str, data_dir: Path) -> DataSource:
     return src
 
 
+def _rebase_text(override: str, prefix: str, data_dir: Path) -> str:
+    """An override's `<prefix>/...` data paths rebased onto `data_dir` (values are YAML text)."""
+    pre = prefix.rstrip("/") + "/"
+    return re.sub(rf"(?<![\w./]){re.escape(pre)}", str(data_dir).rstrip("/") + "/", override)
+
+
 def _rebase_all(stage: Any, names: tuple[str, ...], cfg: ExperimentConfig, data_dir: Path) -> None:
     for n in names:
         setattr(stage, n, [_rebase(s, cfg.data_dir, data_dir) for s in getattr(stage, n)])
@@ -196,7 +212,8 @@ def system_spec(cfg: ExperimentConfig, spec: str, lay: Layout) -> str:
 
 
 def eval_config(cfg: ExperimentConfig, system: str, lay: Layout, data_dir: Path) -> EvalConfig:
-    st = load_config(EvalConfig, _ref(cfg, cfg.eval), [*cfg.eval.overrides])
+    extra = [_rebase_text(o, cfg.data_dir, data_dir) for o in cfg.system_overrides.get(system, [])]
+    st = load_config(EvalConfig, _ref(cfg, cfg.eval), [*cfg.eval.overrides, *extra])
     st.model = system_spec(cfg, cfg.systems[system], lay)
     st.name = system
     st.output_dir = str(lay.eval(system))

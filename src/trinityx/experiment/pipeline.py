@@ -124,6 +124,7 @@ def plan(cfg: ExperimentConfig, workdir: Path, data_dir: Path) -> list[Step]:
         )
     for system in cfg.systems:
         st = eval_config(cfg, system, lay, data_dir)
+        st.exclude_prompts = exclude
         steps.append(
             Step(
                 f"eval/{system}",
