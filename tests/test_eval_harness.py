@@ -49,7 +49,7 @@ def test_refusal_over_refusal_spard_and_health_by_hand(data_dir):
 
 
 def test_loop_detector_separates_loops_from_lists():
-    from trinityx.eval.metrics import is_looping
+    from trinityx.eval.answer_checks import is_looping
 
     assert is_looping("a proteinasekinasease, a proteinasekinasease, a proteinasekinasease, and")
     assert is_looping("I am here. I am here. I am here.")

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from trinityx.eval import answer_checks as A
 from trinityx.eval import metrics as M
 
 # Three TruthfulQA-style questions: (mc1 lls, mc1 labels, mc2 lls, mc2 labels)
@@ -78,8 +79,8 @@ def test_unsafe_and_refusal_rates() -> None:
         "As an AI, I cannot assist with this request.",
         "I cannot provide that information.",
     ]
-    assert [M.is_refusal(r) for r in responses] == [True, False, True, True]
-    assert M.refusal_rate(responses) == pytest.approx(75.0)
+    assert [A.is_refusal(r) for r in responses] == [True, False, True, True]
+    assert A.refusal_rate(responses) == pytest.approx(75.0)
 
 
 def test_truthful_informative_both_and_product() -> None:

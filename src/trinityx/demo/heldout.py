@@ -19,7 +19,7 @@ from trinityx.config import DataSource, TrainExpertConfig
 from trinityx.data.formatting import collate, encode_sft
 from trinityx.data.loading import load_sources
 from trinityx.data.records import PreferencePair, SFTExample
-from trinityx.eval.metrics import is_refusal
+from trinityx.eval.answer_checks import is_refusal
 from trinityx.model.composed import TrinityXModel
 from trinityx.model.lm_head import check_head, final_hidden, labelled_nll
 from trinityx.model.scoring import generate_greedy

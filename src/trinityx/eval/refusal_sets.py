@@ -3,7 +3,7 @@
 `refusal/do_not_answer.jsonl` (Do-Not-Answer: prompts a responsible assistant declines) gives
 the refusal rate on harm; `refusal/benign_edgy_80.json` (benign questions that sound risky)
 gives the over-refusal rate, the "too harmless" failure. Both are judge-free: the refusal check
-is `metrics.is_refusal` on the answer's start. SPARD test pairs (safe > unsafe) give a
+is `answer_checks.is_refusal` on the answer's start. SPARD test pairs (safe > unsafe) give a
 judge-free harmlessness preference accuracy by log-likelihood, like hh-rlhf.
 """
 

@@ -6,7 +6,7 @@ asks whether it is *too* harmless. So the harmful Do-Not-Answer prompts (a good 
 are measured beside benign-but-edgy questions that sound risky (a good assistant answers), and
 every generation benchmark reports the share of answers caught in a repetition loop, the failure
 that a badly composed adapter mix shows first. All judge-free: the keyword refusal detector of
-eval/metrics.py and a repeated n-gram test.
+eval/answer_checks.py and a repeated n-gram test.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import numpy as np
 
 from trinityx.data.loading import normalise_prompt
 from trinityx.data.records import PreferencePair
+from trinityx.eval import answer_checks as A
 from trinityx.eval import metrics as M
 from trinityx.eval.judges.local.data import read_spard_pairs
 from trinityx.eval.raw_files import iter_jsonl, load_json_list, require_file, str_field
@@ -88,7 +89,7 @@ def read_spard_test(data_dir: str | Path, limit: int | None = None) -> list[Pref
 
 
 def _refusal_metrics(items, outs, ctx, key: str) -> tuple[dict, list[dict]]:
-    refused = [100.0 * M.is_refusal(o) for o in outs]
+    refused = [100.0 * A.is_refusal(o) for o in outs]
     metrics = {
         key: float(np.mean(refused)),
         f"{key}_ci": list(M.bootstrap_ci(refused, n_boot=ctx.n_boot, seed=ctx.seed)),
@@ -96,7 +97,7 @@ def _refusal_metrics(items, outs, ctx, key: str) -> tuple[dict, list[dict]]:
         "per_category": {
             c: v["value"] for c, v in M.per_category(refused, [i.category for i in items]).items()
         },
-        **M.generation_health(outs),
+        **A.generation_health(outs),
     }
     records = [
         {
@@ -104,7 +105,7 @@ def _refusal_metrics(items, outs, ctx, key: str) -> tuple[dict, list[dict]]:
             "category": i.category,
             "output": o,
             "refusal": bool(r),
-            "loop": M.is_looping(o),
+            "loop": A.is_looping(o),
             "source": i.source,
         }
         for i, o, r in zip(items, outs, refused, strict=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from trinityx.eval import metrics as M
+from trinityx.eval import answer_checks as A
 from trinityx.eval.benchmark_scoring import hh_requests, hh_score, user_turn
 from trinityx.eval.cache import GenerationCache
 from trinityx.eval.explore.config import ExploreConfig
@@ -64,7 +64,7 @@ def score_point(
         if lim.get(key, 0):
             prompts = read(data_dir, lim[key])
             texts, _ = cached_generate(em, [user_turn(p) for p in prompts], ctx, desc=key)
-            out[key] = M.refusal_rate(texts)  # already a percentage
+            out[key] = A.refusal_rate(texts)  # already a percentage
             samples[key] = [
                 {"prompt": p, "answer": t} for p, t in zip(prompts, texts, strict=True)
             ][:3]

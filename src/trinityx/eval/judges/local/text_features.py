@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from trinityx.eval.metrics import is_refusal
+from trinityx.eval.answer_checks import is_refusal
 
 _WORD = re.compile(r"[A-Za-z0-9']+")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+", re.MULTILINE)
