@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from trinityx.eval import benchmarks as B
 from trinityx.eval.judges.local import data as JD
+from trinityx.eval.tasks import alpaca_eval, beavertails, hh_rlhf, truthfulqa
 
 FEWSHOT = [
     ("What is human life expectancy in the United States?", "Human life expectancy in the United States is 78 years."),
@@ -64,16 +64,16 @@ def test_alpaca_eval_reader(tmp_path: Path) -> None:
         {"instruction": f"Do {i}", "output": f"Done {i}", "generator": "text_davinci_003"}
         for i in range(3)
     ]
-    _write(tmp_path / B.ALPACA_EVAL_REFERENCE, json.dumps(items))
-    got = B.read_alpaca_eval(tmp_path, limit=2)
+    _write(tmp_path / alpaca_eval.ALPACA_EVAL_REFERENCE, json.dumps(items))
+    got = alpaca_eval.read_alpaca_eval(tmp_path, limit=2)
     assert [(g.instruction, g.reference_output) for g in got] == [
         ("Do 0", "Done 0"),
         ("Do 1", "Done 1"),
     ]
     items[1] = {"output": "no instruction"}
-    _write(tmp_path / B.ALPACA_EVAL_REFERENCE, json.dumps(items))
+    _write(tmp_path / alpaca_eval.ALPACA_EVAL_REFERENCE, json.dumps(items))
     with pytest.raises(ValueError, match=r"item 1: field 'instruction'"):
-        B.read_alpaca_eval(tmp_path)
+        alpaca_eval.read_alpaca_eval(tmp_path)
 
 
 def test_pairwise_annotations_reader(tmp_path: Path) -> None:
@@ -95,55 +95,55 @@ def test_beavertails_stratified_limit(tmp_path: Path) -> None:
         f'{i},"prompt {i}, bad",{c},{k}'
         for i, (c, k) in enumerate([("a", 0), ("b", 1), ("c", 2)] * 3)
     ]
-    _write(tmp_path / B.BEAVERTAILS_EVAL, "\n".join(rows) + "\n")
-    assert len(B.read_beavertails_eval(tmp_path)) == 9
-    got = B.read_beavertails_eval(tmp_path, limit=4)
+    _write(tmp_path / beavertails.BEAVERTAILS_EVAL, "\n".join(rows) + "\n")
+    assert len(beavertails.read_beavertails_eval(tmp_path)) == 9
+    got = beavertails.read_beavertails_eval(tmp_path, limit=4)
     assert [g.category for g in got] == ["a", "b", "c", "a"]  # quotas 2/1/1, file order kept
     assert got[0].prompt == "prompt 0, bad" and got[1].category_id == 1
     rows[2] = '1,"p",b,notanint'
-    _write(tmp_path / B.BEAVERTAILS_EVAL, "\n".join(rows) + "\n")
+    _write(tmp_path / beavertails.BEAVERTAILS_EVAL, "\n".join(rows) + "\n")
     with pytest.raises(ValueError, match=r"row 3: field 'category_id'"):
-        B.read_beavertails_eval(tmp_path)
+        beavertails.read_beavertails_eval(tmp_path)
 
 
 def test_truthfulqa_mc_split_and_errors(tmp_path: Path) -> None:
     items = [_mc_item(i) for i in range(412)]
-    _write(tmp_path / B.TRUTHFULQA_MC, json.dumps(items))
-    test = B.read_truthfulqa_mc(tmp_path)
+    _write(tmp_path / truthfulqa.TRUTHFULQA_MC, json.dumps(items))
+    test = truthfulqa.read_truthfulqa_mc(tmp_path)
     assert len(test) == 409 and test[0].question == "Question 3?"
     assert test[0].mc1_labels == (1, 0) and test[0].mc2_choices == ("t3a", "t3b", "f3")
-    assert [q.question for q in B.read_truthfulqa_mc(tmp_path, "train")] == [
+    assert [q.question for q in truthfulqa.read_truthfulqa_mc(tmp_path, "train")] == [
         "Question 0?",
         "Question 1?",
         "Question 2?",
     ]
     items[5] = _mc_item(5, mc1_labels=[1, 1])
-    _write(tmp_path / B.TRUTHFULQA_MC, json.dumps(items))
+    _write(tmp_path / truthfulqa.TRUTHFULQA_MC, json.dumps(items))
     with pytest.raises(ValueError, match=r"item 5: field 'mc1_targets'"):
-        B.read_truthfulqa_mc(tmp_path)
+        truthfulqa.read_truthfulqa_mc(tmp_path)
 
 
 def test_truthfulqa_generation_reader(tmp_path: Path) -> None:
-    _tqa_csv(tmp_path / B.TRUTHFULQA_CSV, 410)
-    test = B.read_truthfulqa_gen(tmp_path)
+    _tqa_csv(tmp_path / truthfulqa.TRUTHFULQA_CSV, 410)
+    test = truthfulqa.read_truthfulqa_gen(tmp_path)
     assert len(test) == 409 and test[0].question == "Q1?"
     assert test[0].correct_answers == ("a1", "b1") and test[0].incorrect_answers == ("x1", "y1")
     with pytest.raises(ValueError, match="split"):
-        B.read_truthfulqa_gen(tmp_path, split="validation")
-    _write(tmp_path / B.TRUTHFULQA_CSV, "Question,Best Answer\nq,a\n")
+        truthfulqa.read_truthfulqa_gen(tmp_path, split="validation")
+    _write(tmp_path / truthfulqa.TRUTHFULQA_CSV, "Question,Best Answer\nq,a\n")
     with pytest.raises(ValueError, match="Correct Answers"):
-        B.read_truthfulqa_gen(tmp_path)
+        truthfulqa.read_truthfulqa_gen(tmp_path)
 
 
 def test_truthfulqa_prompt_format(tmp_path: Path) -> None:
     shots = [{"question": q, "best_answer": a} for q, a in FEWSHOT]
-    _write(tmp_path / B.TRUTHFULQA_FEWSHOT, json.dumps(shots))
-    pre = B.truthfulqa_preamble(tmp_path)
+    _write(tmp_path / truthfulqa.TRUTHFULQA_FEWSHOT, json.dumps(shots))
+    pre = truthfulqa.truthfulqa_preamble(tmp_path)
     assert pre == HARNESS_PRIMER
-    assert B.truthfulqa_prompt("Why?", pre) == HARNESS_PRIMER + "\n\nQ: Why?\nA:"
-    _write(tmp_path / B.TRUTHFULQA_FEWSHOT, json.dumps(shots[:5]))
+    assert truthfulqa.truthfulqa_prompt("Why?", pre) == HARNESS_PRIMER + "\n\nQ: Why?\nA:"
+    _write(tmp_path / truthfulqa.TRUTHFULQA_FEWSHOT, json.dumps(shots[:5]))
     with pytest.raises(ValueError, match="6 standard"):
-        B.truthfulqa_preamble(tmp_path)
+        truthfulqa.truthfulqa_preamble(tmp_path)
 
 
 def test_judge_finetune_reader(tmp_path: Path) -> None:
@@ -186,11 +186,11 @@ def test_hh_rlhf_and_spard_readers(tmp_path: Path) -> None:
             json.dumps(rows[0]) + "\n" + json.dumps({"chosen": "no turns", "rejected": "x"}) + "\n"
         )
     with pytest.raises(ValueError, match=r"hh.jsonl.gz:2: field 'chosen'"):
-        B.read_hh_rlhf(f, limit=1)  # a malformed file is an error even past the limit
+        hh_rlhf.read_hh_rlhf(f, limit=1)  # a malformed file is an error even past the limit
     with gzip.open(f, "wt", encoding="utf-8") as g:
         g.write(json.dumps(rows[0]) + "\n" + json.dumps(rows[0]) + "\n")
-    assert len(B.read_hh_rlhf(f)) == 2
-    pair = B.read_hh_rlhf(f, limit=1)[0]
+    assert len(hh_rlhf.read_hh_rlhf(f)) == 2
+    pair = hh_rlhf.read_hh_rlhf(f, limit=1)[0]
     assert (pair.chosen, pair.rejected) == ("I won't help.", "Use a pin.")
     assert [m["role"] for m in pair.messages] == ["user", "assistant", "user"]
     assert pair.messages[-1]["content"] == "Fun."
@@ -205,15 +205,18 @@ def test_hh_rlhf_and_spard_readers(tmp_path: Path) -> None:
 
 
 def test_real_data_shapes(shared_data: Path) -> None:
-    assert len(B.read_alpaca_eval(shared_data)) == 805
-    bt = B.read_beavertails_eval(shared_data)
+    assert len(alpaca_eval.read_alpaca_eval(shared_data)) == 805
+    bt = beavertails.read_beavertails_eval(shared_data)
     assert len(bt) == 700 and len({b.category for b in bt}) == 14
-    assert {b.category for b in B.read_beavertails_eval(shared_data, limit=28)} == {
+    assert {b.category for b in beavertails.read_beavertails_eval(shared_data, limit=28)} == {
         b.category for b in bt
     }
-    mc, gen = B.read_truthfulqa_mc(shared_data), B.read_truthfulqa_gen(shared_data)
+    mc, gen = (
+        truthfulqa.read_truthfulqa_mc(shared_data),
+        truthfulqa.read_truthfulqa_gen(shared_data),
+    )
     assert len(mc) == len(gen) == 409
     assert [q.question for q in mc] == [g.question for g in gen]  # same questions, same order
-    assert B.truthfulqa_preamble(shared_data) == HARNESS_PRIMER
-    hh = B.read_hh_rlhf(shared_data)
+    assert truthfulqa.truthfulqa_preamble(shared_data) == HARNESS_PRIMER
+    hh = hh_rlhf.read_hh_rlhf(shared_data)
     assert len(hh) == 2312

@@ -291,7 +291,7 @@ def test_eval_configs_load_and_bad_values_are_all_reported():
 
 
 def test_real_data_loads_for_every_benchmark(shared_data):
-    from trinityx.eval.harness import BENCHMARKS
+    from trinityx.eval.tasks.registry import BENCHMARKS
 
     model = FakeEvalModel()
     for name, spec in BENCHMARKS.items():
@@ -302,3 +302,28 @@ def test_real_data_loads_for_every_benchmark(shared_data):
     (q, ctx), *_ = BENCHMARKS["truthfulqa_mc"].load(shared_data, 1)
     assert ctx.startswith("Q: What is human life expectancy in the United States?\nA: Human life")
     assert ctx.endswith(f"\n\nQ: {q.question}\nA:")
+
+
+def test_registry_knows_each_task_its_file_and_its_prompts(data_dir, tmp_path):
+    """Every task names the file it reads, and its user turns reach the experiment's exclusion
+    list (evaluation_prompts) only when that file is there."""
+    from trinityx.eval.tasks.registry import (
+        ALIASES,
+        BENCHMARKS,
+        evaluation_prompts,
+        expand_benchmarks,
+    )
+
+    prompts = set(evaluation_prompts(data_dir))
+    for name, spec in BENCHMARKS.items():
+        assert spec.name == name and (data_dir / spec.data_file).is_file(), name
+        if spec.kind == "generate":
+            reqs = spec.requests(spec.load(data_dir, None), FakeEvalModel())
+            assert {r[-1]["content"] for r in reqs} <= prompts, name
+    assert "How to hurt?" in prompts and "What is up?" in prompts  # SPARD and hh-rlhf pairs
+    assert expand_benchmarks(["refusal", "truthfulqa", "truthfulqa_mc"]) == [
+        *ALIASES["refusal"],
+        "truthfulqa_mc",
+        "truthfulqa_gen",
+    ]
+    assert evaluation_prompts(tmp_path) == []  # no data files, no prompts

@@ -156,8 +156,7 @@ def test_no_evaluation_prompt_in_any_training_router_or_calibration_set(shared_d
     from trinityx.data.loading import load_sources
     from trinityx.data.records import prompt_text
     from trinityx.data.routing_sets import load_routing
-    from trinityx.eval import benchmarks as B
-    from trinityx.eval import refusal_tasks as R
+    from trinityx.eval.tasks import alpaca_eval, beavertails, hh_rlhf, refusal, spard, truthfulqa
     from trinityx.experiment.config import Layout, compose_config, eval_config, expert_config
 
     cfg = load_experiment(ROOT / "configs/experiments/smollm2_hhh.yaml")
@@ -190,18 +189,20 @@ def test_no_evaluation_prompt_in_any_training_router_or_calibration_set(shared_d
                 _norm(prompt_text(r.messages)) for r in rows
             }
     evals = {
-        "alpaca_eval": {_norm(i.instruction) for i in B.read_alpaca_eval(shared_data)},
-        "beavertails": {_norm(i.prompt) for i in B.read_beavertails_eval(shared_data)},
-        "truthfulqa test": {_norm(i.question) for i in B.read_truthfulqa_gen(shared_data, "test")},
+        "alpaca_eval": {_norm(i.instruction) for i in alpaca_eval.read_alpaca_eval(shared_data)},
+        "beavertails": {_norm(i.prompt) for i in beavertails.read_beavertails_eval(shared_data)},
+        "truthfulqa test": {
+            _norm(i.question) for i in truthfulqa.read_truthfulqa_gen(shared_data, "test")
+        },
         "hh-rlhf test": {  # as the hh_harmless benchmark reads it: minus SPARD train prompts
             _norm(m["content"])
-            for p in R.read_hh_harmless_clean(shared_data)
+            for p in hh_rlhf.read_hh_harmless_clean(shared_data)
             for m in p.messages
             if m["role"] == "user"
         },
-        "do-not-answer": {_norm(i.prompt) for i in R.read_do_not_answer(shared_data)},
-        "benign-edgy": {_norm(i.prompt) for i in R.read_benign_edgy(shared_data)},
-        "spard test": {_norm(prompt_text(p.messages)) for p in R.read_spard_test(shared_data)},
+        "do-not-answer": {_norm(i.prompt) for i in refusal.read_do_not_answer(shared_data)},
+        "benign-edgy": {_norm(i.prompt) for i in refusal.read_benign_edgy(shared_data)},
+        "spard test": {_norm(prompt_text(p.messages)) for p in spard.read_spard_test(shared_data)},
     }
     assert sum(map(len, used.values())) > 3000  # the sets were really read
     leaks = {

@@ -4,7 +4,7 @@ Walks every module's ``import`` statements (with ``ast``, so nothing is executed
 
 - an **upward import**: a module importing from a package in a higher layer, e.g. ``model``
   importing ``stages``;
-- a **cycle** between modules, e.g. ``eval/harness.py`` ⇄ ``eval/benchmark_scoring.py``.
+- a **cycle** between modules, e.g. ``eval/harness.py`` ⇄ a task module of ``eval/tasks/``.
 
 The layer order is the one the README's Layout section states; a new top-level package or module
 must be given a layer here, so the order stays written down in one place.

@@ -388,7 +388,7 @@ def test_real_data_local_judge_smoke(shared_data: Path, tmp_path: Path) -> None:
 
 
 def test_reference_table_features() -> None:
-    from trinityx.eval.benchmarks import TruthfulQAGenItem
+    from trinityx.eval.tasks.truthfulqa import TruthfulQAGenItem
 
     enc = HashingEncoder(32)
     item = TruthfulQAGenItem("Sky colour?", "blue", ("blue sky",), ("green", "red"))

@@ -133,7 +133,7 @@ JUDGEMENTS = ("harmful", "truthful", "informative", "prefer")
 
 def check_eval_config(cfg: EvalConfig) -> None:
     """Semantic checks beyond types; every problem at once, each naming its key."""
-    from trinityx.eval.harness import BENCHMARKS, expand_benchmarks
+    from trinityx.eval.tasks.registry import BENCHMARKS, expand_benchmarks
 
     problems: list[str] = []
     try:

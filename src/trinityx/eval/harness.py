@@ -1,18 +1,10 @@
-"""Benchmark specs and their scoring: one small spec per benchmark, one registry (a plain dict).
+"""The harness: runs a benchmark task on a model, through the on-disk cache.
 
-A spec says how to load its items from the data folder (first N, deterministic), which requests
-to send through the model interface (`generate` chat prompts or `loglikelihood` text pairs), and
-how to score the outputs with judges and the pure functions of eval/metrics.py. Model outputs go
-through the on-disk cache, so an interrupted evaluation resumes and a rerun costs nothing. The
-per-benchmark loaders, request builders and scoring functions live in eval/benchmark_scoring.py.
-
-| benchmark      | requests       | metrics                                                     |
-|----------------|----------------|-------------------------------------------------------------|
-| alpaca_eval    | generate       | win rate % vs text-davinci-003 (ties 1/2) + CI; LC win rate |
-| beavertails    | generate       | unsafe % (judge), refusal % (keywords), both per category   |
-| truthfulqa_mc  | loglikelihood  | MC1 / MC2 % as lm-eval (six-shot QA primer, last 409 = test) |
-| truthfulqa_gen | generate       | % true, % informative, TI = % true and informative          |
-| hh_harmless    | loglikelihood  | % pairs with log P(chosen) > log P(rejected) (ties 1/2)     |
+A task (eval/tasks/, one file per benchmark, collected in `tasks.registry.BENCHMARKS`) says how to
+load its items from the data folder (first N, deterministic), which requests to send through the
+model interface (`generate` chat prompts or `loglikelihood` text pairs), and how to score the
+outputs with judges and the pure functions of eval/metrics.py. Model outputs go through the
+on-disk cache, so an interrupted evaluation resumes and a rerun costs nothing.
 
 Overall = (WR + TI - unsafe) / 3 once alpaca_eval, beavertails and truthfulqa_gen have run.
 """
@@ -22,23 +14,21 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from trinityx.eval import benchmarks as B
 from trinityx.eval import metrics as M
-from trinityx.eval import refusal_tasks as R
-from trinityx.eval.benchmark_scoring import (
-    alpaca_score,
-    beaver_score,
-    hh_requests,
-    hh_score,
-    tqa_gen_score,
-    tqa_mc_load,
-    tqa_mc_requests,
-    tqa_mc_score,
-    user_turn,
-)
 from trinityx.eval.cache import GenerationCache
 from trinityx.eval.model_api import EvalModel
-from trinityx.eval.spec import Benchmark, BenchmarkResult, EvalContext
+from trinityx.eval.tasks.base import BenchmarkResult, EvalContext
+from trinityx.eval.tasks.registry import BENCHMARKS
+
+__all__ = [
+    "OVERALL_NEEDS",
+    "EvalContext",
+    "cached_generate",
+    "cached_loglikelihood",
+    "hhh",
+    "overall",
+    "run_benchmark",
+]
 
 
 # ------------------------------------------------------------------ cached model calls
@@ -76,84 +66,7 @@ def cached_loglikelihood(model: EvalModel, pairs: Sequence, ctx: EvalContext, de
     )
 
 
-BENCHMARKS: dict[str, Benchmark] = {
-    "alpaca_eval": Benchmark(
-        "alpaca_eval",
-        "generate",
-        ("prefer",),
-        lambda d, n: B.read_alpaca_eval(d, n),
-        lambda items, m: [user_turn(i.instruction) for i in items],
-        alpaca_score,
-    ),
-    "beavertails": Benchmark(
-        "beavertails",
-        "generate",
-        ("harmful",),
-        lambda d, n: B.read_beavertails_eval(d, n),
-        lambda items, m: [user_turn(i.prompt) for i in items],
-        beaver_score,
-    ),
-    "truthfulqa_mc": Benchmark(
-        "truthfulqa_mc", "loglikelihood", (), tqa_mc_load, tqa_mc_requests, tqa_mc_score
-    ),
-    "truthfulqa_gen": Benchmark(
-        "truthfulqa_gen",
-        "generate",
-        ("truthful", "informative"),
-        lambda d, n: B.read_truthfulqa_gen(d, "test")[:n],
-        lambda items, m: [user_turn(i.question) for i in items],
-        tqa_gen_score,
-    ),
-    "hh_harmless": Benchmark(
-        "hh_harmless",
-        "loglikelihood",
-        (),
-        R.read_hh_harmless_clean,
-        hh_requests,
-        hh_score,
-    ),
-    "refusal_harmful": Benchmark(
-        "refusal_harmful",
-        "generate",
-        (),
-        R.read_do_not_answer,
-        lambda items, m: [user_turn(i.prompt) for i in items],
-        R.refusal_score,
-    ),
-    "over_refusal": Benchmark(
-        "over_refusal",
-        "generate",
-        (),
-        R.read_benign_edgy,
-        lambda items, m: [user_turn(i.prompt) for i in items],
-        R.over_refusal_score,
-    ),
-    "spard_pref": Benchmark(
-        "spard_pref", "loglikelihood", (), R.read_spard_test, hh_requests, hh_score
-    ),
-}
-ALIASES = {
-    "truthfulqa": ("truthfulqa_mc", "truthfulqa_gen"),
-    "refusal": ("refusal_harmful", "over_refusal"),
-}
 OVERALL_NEEDS = ("alpaca_eval", "beavertails", "truthfulqa_gen")
-
-
-def expand_benchmarks(names: Sequence[str]) -> list[str]:
-    """Resolve aliases, keep order, drop duplicates; unknown names raise listing the known ones."""
-    out: list[str] = []
-    for n in names:
-        for m in ALIASES.get(n, (n,)):
-            if m not in BENCHMARKS:
-                known = ", ".join([*BENCHMARKS, *ALIASES])
-                raise ValueError(f"unknown benchmark {m!r}; known: {known}")
-            if m not in out:
-                out.append(m)
-    return out
-
-
-def judgements_needed(names: Sequence[str]) -> list[str]:
-    return sorted({j for n in expand_benchmarks(names) for j in BENCHMARKS[n].judgements})
 
 
 def run_benchmark(

@@ -140,7 +140,7 @@ def plan(cfg: ExperimentConfig, workdir: Path, data_dir: Path) -> list[Step]:
 def _write_eval_prompts(data_dir: Path, path: Path) -> str:
     """Every evaluation prompt in `data_dir`, one JSON string per line: what no expert, router or
     calibrator of the run may train on (the stage configs point `exclude_prompts` here)."""
-    from trinityx.eval.protocol_prompts import evaluation_prompts
+    from trinityx.eval.tasks.registry import evaluation_prompts
 
     text = "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in evaluation_prompts(data_dir))
     path.parent.mkdir(parents=True, exist_ok=True)

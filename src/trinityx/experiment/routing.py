@@ -19,7 +19,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from trinityx.eval.harness import BENCHMARKS  # noqa: E402
+from trinityx.eval.tasks.registry import BENCHMARKS  # noqa: E402
 from trinityx.model.artifacts import write_json  # noqa: E402
 
 # benchmarks whose items are prompts a user would send (log-likelihood pairs are skipped)

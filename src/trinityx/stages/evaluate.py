@@ -16,17 +16,10 @@ from pathlib import Path
 from trinityx.config import dump_yaml, resolve_path, to_dict
 from trinityx.eval.cache import GenerationCache
 from trinityx.eval.config import EvalConfig, JudgeSettings, check_eval_config
-from trinityx.eval.harness import (
-    BENCHMARKS,
-    EvalContext,
-    expand_benchmarks,
-    hhh,
-    judgements_needed,
-    overall,
-    run_benchmark,
-)
+from trinityx.eval.harness import EvalContext, hhh, overall, run_benchmark
 from trinityx.eval.model_api import EvalModel
 from trinityx.eval.report import eval_charts, eval_markdown
+from trinityx.eval.tasks.registry import BENCHMARKS, expand_benchmarks, judgements_needed
 from trinityx.model.artifacts import ArtifactError, atomic_dir, write_json
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from trinityx.eval.explore.grid import sweep_points
 from trinityx.eval.explore.pareto import AXES, hhh_axes, pareto_front, recommend
 from trinityx.eval.explore.protocol import check_data, prefer_judge, score_point
 from trinityx.eval.explore.report import explore_markdown
-from trinityx.eval.refusal_sets import read_benign_edgy, read_do_not_answer
+from trinityx.eval.tasks.refusal import read_benign_edgy, read_do_not_answer
 from trinityx.model.artifacts import ArtifactError, atomic_dir, write_json
 from trinityx.model.presets import HARMLESS, Preset, save_preset
 
@@ -82,8 +82,9 @@ def run(cfg: ExploreConfig, *, model=None, judge=None) -> Path:
     front = pareto_front([[r["axes"][a] for a in axes] for r in rows]) if axes else []
     best = recommend(rows)
     router_i = next((i for i, r in enumerate(rows) if r["kind"] == "router"), None)
-    prompts = read_do_not_answer(data_dir, cfg.limits.get("refusal", 0) or 1)
-    prompts += read_benign_edgy(data_dir, cfg.limits.get("over_refusal", 0) or 1)
+    items = read_do_not_answer(data_dir, cfg.limits.get("refusal", 0) or 1, stratify=False)
+    items += read_benign_edgy(data_dir, cfg.limits.get("over_refusal", 0) or 1, stratify=False)
+    prompts = [i.prompt for i in items]
     mean_probs = router_mean_probs(tx, prompts, cfg.batch_size)
     res = {
         "model": cfg.model,

@@ -13,13 +13,16 @@ import time
 from pathlib import Path
 
 from trinityx.eval import answer_checks as A
-from trinityx.eval.benchmark_scoring import hh_requests, hh_score, user_turn
 from trinityx.eval.cache import GenerationCache
 from trinityx.eval.explore.config import ExploreConfig
 from trinityx.eval.explore.grid import Point
 from trinityx.eval.harness import EvalContext, cached_generate, cached_loglikelihood, run_benchmark
 from trinityx.eval.model_api import TrinityXEvalModel
-from trinityx.eval.refusal_sets import read_benign_edgy, read_do_not_answer, read_spard_test
+from trinityx.eval.tasks.base import user_turn
+from trinityx.eval.tasks.hh_rlhf import preference_requests, preference_score
+from trinityx.eval.tasks.refusal import read_benign_edgy, read_do_not_answer
+from trinityx.eval.tasks.registry import BENCHMARKS
+from trinityx.eval.tasks.spard import read_spard_test
 
 
 def point_model(tx, point: Point, mode: str) -> TrinityXEvalModel:
@@ -42,8 +45,6 @@ def check_data(cfg: ExploreConfig, data_dir: Path) -> None:
         read_benign_edgy(data_dir, 1)
     if lim.get("spard", 0):
         read_spard_test(data_dir, 1)
-    from trinityx.eval.harness import BENCHMARKS
-
     for name in ("truthfulqa_mc", "hh_harmless", "alpaca_eval"):
         if lim.get(name, 0):
             BENCHMARKS[name].load(data_dir, 1)
@@ -62,7 +63,7 @@ def score_point(
     t0 = time.perf_counter()
     for key, read in (("refusal", read_do_not_answer), ("over_refusal", read_benign_edgy)):
         if lim.get(key, 0):
-            prompts = read(data_dir, lim[key])
+            prompts = [i.prompt for i in read(data_dir, lim[key], stratify=False)]
             texts, _ = cached_generate(em, [user_turn(p) for p in prompts], ctx, desc=key)
             out[key] = A.refusal_rate(texts)  # already a percentage
             samples[key] = [
@@ -75,8 +76,8 @@ def score_point(
         out["hh_accuracy"] = r.metrics["accuracy"]
     if lim.get("spard", 0):
         pairs = read_spard_test(data_dir, lim["spard"])
-        lls, _ = cached_loglikelihood(em, hh_requests(pairs, em), ctx, desc="spard")
-        out["spard_accuracy"] = hh_score(pairs, lls, ctx)[0]["accuracy"]
+        lls, _ = cached_loglikelihood(em, preference_requests(pairs, em), ctx, desc="spard")
+        out["spard_accuracy"] = preference_score(pairs, lls, ctx)[0]["accuracy"]
     if lim.get("alpaca_eval", 0) and judge is not None:
         actx = EvalContext(
             data_dir, judge, cache, cfg.alpaca_max_new_tokens, cfg.batch_size, cfg.n_boot, cfg.seed

@@ -1,7 +1,7 @@
 """Readers for the local-judge training files: TruthfulQA judge fine-tuning rows, AlpacaEval
 pairwise annotations and SPARD BeaverTails safe/unsafe pairs.
 
-Like the benchmark readers (``trinityx.eval.benchmarks``), each turns one public file layout into
+Like the benchmark readers (``trinityx.eval.tasks``), each turns one public file layout into
 plain records and raises ``ValueError`` naming the file, the line or item and the field.
 """
 

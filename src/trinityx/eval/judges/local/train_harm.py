@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 
 from trinityx.data.records import prompt_text
-from trinityx.eval.benchmarks import HH_RLHF_HARMLESS, read_hh_rlhf
 from trinityx.eval.judges.local.data import read_spard_pairs
 from trinityx.eval.judges.local.encoders import Encoder
 from trinityx.eval.judges.local.features import build_features
@@ -20,6 +19,7 @@ from trinityx.eval.judges.local.fitting import binary_metrics, fit_head, select_
 from trinityx.eval.judges.local.folder import base_meta
 from trinityx.eval.judges.local.trained import TrainedJudge
 from trinityx.eval.metrics import pairwise_accuracy
+from trinityx.eval.tasks.hh_rlhf import HH_RLHF_HARMLESS, read_hh_rlhf
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 
-from trinityx.eval.benchmarks import TRUTHFULQA_CSV, read_truthfulqa_gen
 from trinityx.eval.judges.local.data import read_judge_finetune
 from trinityx.eval.judges.local.encoders import Encoder
 from trinityx.eval.judges.local.features import RefTable, build_features
@@ -23,6 +22,7 @@ from trinityx.eval.judges.local.fitting import (
 )
 from trinityx.eval.judges.local.folder import RECIPES, base_meta
 from trinityx.eval.judges.local.trained import TrainedJudge
+from trinityx.eval.tasks.truthfulqa import TRUTHFULQA_CSV, read_truthfulqa_gen
 
 
 def train_qa(

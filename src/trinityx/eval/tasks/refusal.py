@@ -1,12 +1,11 @@
-"""The "too harmless" side of the protocol: refusal on harmful requests, over-refusal on benign
-ones, SPARD safe-vs-unsafe preference, and generation health.
+"""The "too harmless" side of the protocol: refusal on harmful requests (`refusal_harmful`) and
+over-refusal on benign ones (`over_refusal`); the `refusal` alias runs both.
 
 A model that refuses everything scores perfectly on BeaverTails' unsafe rate; the paper's title
-asks whether it is *too* harmless. So the harmful Do-Not-Answer prompts (a good assistant declines)
-are measured beside benign-but-edgy questions that sound risky (a good assistant answers), and
-every generation benchmark reports the share of answers caught in a repetition loop, the failure
-that a badly composed adapter mix shows first. All judge-free: the keyword refusal detector of
-eval/answer_checks.py and a repeated n-gram test.
+asks whether it is *too* harmless. So the harmful Do-Not-Answer prompts (a good assistant
+declines) are measured beside benign-but-edgy questions that sound risky (a good assistant
+answers), both with the share of answers caught in a repetition loop. Judge-free: the keyword
+refusal detector and the loop test of `eval/answer_checks.py`.
 """
 
 from __future__ import annotations
@@ -16,16 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from trinityx.data.loading import normalise_prompt
-from trinityx.data.records import PreferencePair
 from trinityx.eval import answer_checks as A
 from trinityx.eval import metrics as M
-from trinityx.eval.judges.local.data import read_spard_pairs
 from trinityx.eval.raw_files import iter_jsonl, load_json_list, require_file, str_field
+from trinityx.eval.tasks.base import Benchmark, ci, user_turn
 
 DO_NOT_ANSWER = "refusal/do_not_answer.jsonl"
 BENIGN_EDGY = "refusal/benign_edgy_80.json"
-SPARD_TEST = "beavertails/spard_beavertails_pairs_test.jsonl"
 
 
 @dataclass(frozen=True)
@@ -55,8 +51,15 @@ def stratified(items: list[PromptItem], limit: int | None) -> list[PromptItem]:
     return out
 
 
-def read_do_not_answer(data_dir: str | Path, limit: int | None = None) -> list[PromptItem]:
-    """Do-Not-Answer prompts (prompt, risk_area): requests a responsible assistant declines."""
+def _first(items: list[PromptItem], limit: int | None, stratify: bool) -> list[PromptItem]:
+    return stratified(items, limit) if stratify else items[:limit]
+
+
+def read_do_not_answer(
+    data_dir: str | Path, limit: int | None = None, *, stratify: bool = True
+) -> list[PromptItem]:
+    """Do-Not-Answer prompts (prompt, risk_area): requests a responsible assistant declines;
+    the first `limit` round-robin over risk areas, or in file order without `stratify`."""
     path = require_file(data_dir, DO_NOT_ANSWER)
     items = [
         PromptItem(
@@ -66,11 +69,14 @@ def read_do_not_answer(data_dir: str | Path, limit: int | None = None) -> list[P
         )
         for n, r in iter_jsonl(path)
     ]
-    return stratified(items, limit)
+    return _first(items, limit, stratify)
 
 
-def read_benign_edgy(data_dir: str | Path, limit: int | None = None) -> list[PromptItem]:
-    """Benign questions that sound risky (text, category): a good assistant answers them."""
+def read_benign_edgy(
+    data_dir: str | Path, limit: int | None = None, *, stratify: bool = True
+) -> list[PromptItem]:
+    """Benign questions that sound risky (text, category): a good assistant answers them;
+    the first `limit` round-robin over categories, or in file order without `stratify`."""
     path = require_file(data_dir, BENIGN_EDGY)
     items = []
     for n, r in enumerate(load_json_list(path), 1):
@@ -80,19 +86,14 @@ def read_benign_edgy(data_dir: str | Path, limit: int | None = None) -> list[Pro
         items.append(
             PromptItem(str_field(r, "text", where), str_field(r, "category", where), where)
         )
-    return stratified(items, limit)
-
-
-def read_spard_test(data_dir: str | Path, limit: int | None = None) -> list[PreferencePair]:
-    """The 502 SPARD BeaverTails test pairs (safe > unsafe); the expert never trains on them."""
-    return read_spard_pairs(require_file(data_dir, SPARD_TEST))[:limit]
+    return _first(items, limit, stratify)
 
 
 def _refusal_metrics(items, outs, ctx, key: str) -> tuple[dict, list[dict]]:
     refused = [100.0 * A.is_refusal(o) for o in outs]
     metrics = {
         key: float(np.mean(refused)),
-        f"{key}_ci": list(M.bootstrap_ci(refused, n_boot=ctx.n_boot, seed=ctx.seed)),
+        f"{key}_ci": ci(refused, ctx),
         "n": len(items),
         "per_category": {
             c: v["value"] for c, v in M.per_category(refused, [i.category for i in items]).items()
@@ -123,29 +124,28 @@ def over_refusal_score(items, outs, ctx):
     return _refusal_metrics(items, outs, ctx, "over_refusal_rate")
 
 
-SPARD_TRAIN = "beavertails/spard_beavertails_pairs_train.jsonl"
+def _requests(items, model):
+    return [user_turn(i.prompt) for i in items]
 
 
-def read_hh_harmless_clean(data_dir: str | Path, limit: int | None = None) -> list[PreferencePair]:
-    """hh-rlhf harmless test pairs minus those whose human turns are SPARD training prompts.
-
-    BeaverTails (hence SPARD) drew its prompts from hh-rlhf's red-team data: 217 of the 2,312
-    harmless test dialogues open with a prompt of the SPARD train pairs a harmless expert trains
-    on. They are dropped (when the SPARD file is present) before `limit`, so every system is
-    scored on the same, uncontaminated items."""
-    from trinityx.eval.benchmarks import read_hh_rlhf
-
-    pairs = read_hh_rlhf(Path(data_dir))
-    spard = Path(data_dir) / SPARD_TRAIN
-    if spard.is_file():
-        seen = {
-            normalise_prompt(str_field(r, "prompt", f"{spard}:{n}")) for n, r in iter_jsonl(spard)
-        }
-        pairs = [
-            p
-            for p in pairs
-            if not any(
-                normalise_prompt(m["content"]) in seen for m in p.messages if m["role"] == "user"
-            )
-        ]
-    return pairs[:limit]
+HARMFUL = Benchmark(
+    "refusal_harmful",
+    "generate",
+    (),
+    read_do_not_answer,
+    _requests,
+    refusal_score,
+    DO_NOT_ANSWER,
+    lambda d: [i.prompt for i in read_do_not_answer(d)],
+)
+OVER = Benchmark(
+    "over_refusal",
+    "generate",
+    (),
+    read_benign_edgy,
+    _requests,
+    over_refusal_score,
+    BENIGN_EDGY,
+    lambda d: [i.prompt for i in read_benign_edgy(d)],
+)
+TASKS = (HARMFUL, OVER)
