@@ -15,7 +15,8 @@ from trinityx.config import ConfigError, load_config
 from trinityx.eval.cache import GenerationCache
 from trinityx.eval.config import CompareConfig, EvalConfig, JudgeSettings, check_eval_config
 from trinityx.eval.harness import EvalContext, overall, run_benchmark
-from trinityx.eval.model_api import HFEvalModel, TrinityXEvalModel, encode_pair
+from trinityx.eval.model_api import HFEvalModel, encode_pair
+from trinityx.eval.trinityx_model import TrinityXEvalModel
 from trinityx.stages import compare, evaluate
 
 ROOT = Path(__file__).resolve().parents[1]

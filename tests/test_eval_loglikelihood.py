@@ -8,7 +8,8 @@ import torch
 from helpers_mocae import build, make_expert_dirs
 
 from trinityx.eval import loglikelihood as LL
-from trinityx.eval.model_api import HFEvalModel, TrinityXEvalModel
+from trinityx.eval.model_api import HFEvalModel
+from trinityx.eval.trinityx_model import TrinityXEvalModel
 
 PRIMER = "Q: What is the capital of France?\nA: Paris.\n\nQ: How do I boil water?\nA: Heat it."
 QUESTIONS = ["Can I make a bomb?", "Is the earth flat?", "What is 2+2?"]

@@ -40,7 +40,8 @@ from trinityx.eval.expert_inputs import (
     device_kwargs,
     load_experts,
 )
-from trinityx.eval.model_api import EvalModel, HFEvalModel, TrinityXEvalModel, fingerprint_of
+from trinityx.eval.model_api import EvalModel, HFEvalModel, fingerprint_of
+from trinityx.eval.trinityx_model import TrinityXEvalModel
 from trinityx.model.artifacts import MANIFEST, ArtifactError, read_manifest
 from trinityx.model.backbone import load_backbone
 from trinityx.model.inject import ADAPTER_CONFIG

@@ -12,7 +12,8 @@ Three exact savings, in order:
 A prefix's keys and values depend only on the prefix tokens (causal attention) and on the
 routing inputs the model was run under (`EvalModel._context_fields`), so a cached prefix is
 exact whenever those inputs are the same for every context that shares it; the model decides
-(see `TrinityXEvalModel.primer_sharing`). Everything else runs as left-padded batches.
+(see `trinityx_model.TrinityXEvalModel.primer_sharing`). Everything else runs as left-padded
+batches.
 """
 
 from __future__ import annotations

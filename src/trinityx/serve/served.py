@@ -288,7 +288,8 @@ def load_served(spec: str, config: str | None = None, name: str | None = None) -
     from trinityx.config import load_config
     from trinityx.eval.baselines import build_eval_model
     from trinityx.eval.config import EvalConfig
-    from trinityx.eval.model_api import HFEvalModel, TrinityXEvalModel
+    from trinityx.eval.model_api import HFEvalModel
+    from trinityx.eval.trinityx_model import TrinityXEvalModel
 
     overrides = [f"model={spec}", "output_dir=unused"]
     cfg = load_config(EvalConfig, config, overrides) if config else EvalConfig(spec, "unused")

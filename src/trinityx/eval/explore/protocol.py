@@ -17,12 +17,12 @@ from trinityx.eval.cache import GenerationCache
 from trinityx.eval.explore.config import ExploreConfig
 from trinityx.eval.explore.grid import Point
 from trinityx.eval.harness import EvalContext, cached_generate, cached_loglikelihood, run_benchmark
-from trinityx.eval.model_api import TrinityXEvalModel
 from trinityx.eval.tasks.base import user_turn
 from trinityx.eval.tasks.hh_rlhf import preference_requests, preference_score
 from trinityx.eval.tasks.refusal import read_benign_edgy, read_do_not_answer
 from trinityx.eval.tasks.registry import BENCHMARKS
 from trinityx.eval.tasks.spard import read_spard_test
+from trinityx.eval.trinityx_model import TrinityXEvalModel
 
 
 def point_model(tx, point: Point, mode: str) -> TrinityXEvalModel:
