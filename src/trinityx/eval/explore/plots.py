@@ -30,6 +30,13 @@ def to_xy(weights: Sequence[float]) -> np.ndarray:
     return w @ CORNERS  # (2,)
 
 
+def mark_best(ax, x: float, y: float, label: str, zorder: int) -> None:
+    """The recommended ("just right") point: the same red ring on every figure."""
+    ax.scatter(
+        [x], [y], s=260, facecolors="none", edgecolors="red", lw=2, zorder=zorder, label=label
+    )
+
+
 def ternary_map(
     rows: Sequence[dict],
     names: list[str],
@@ -66,16 +73,7 @@ def ternary_map(
         fig.colorbar(sc, ax=ax, shrink=0.75, label=metric, format="%.1f")
         if best is not None and rows[best]["weights"] is not None:
             bx, by = to_xy([rows[best]["weights"][n] for n in names])
-            ax.scatter(
-                [bx],
-                [by],
-                s=260,
-                facecolors="none",
-                edgecolors="red",
-                lw=2,
-                zorder=4,
-                label="just right",
-            )
+            mark_best(ax, bx, by, "just right", zorder=4)
     if router_xy is not None:
         ax.scatter(
             [router_xy[0]],
@@ -135,16 +133,7 @@ def pareto_plot(rows: Sequence[dict], front: Sequence[int], best: int | None, pa
                     label="router alone" + (" (on the front)" if i in front else ""),
                 )
             if i == best:
-                ax.scatter(
-                    [hx],
-                    [hy],
-                    s=260,
-                    facecolors="none",
-                    edgecolors="red",
-                    lw=2,
-                    zorder=5,
-                    label=f"just right: {r['name']}",
-                )
+                mark_best(ax, hx, hy, f"just right: {r['name']}", zorder=5)
             if r["kind"] in ("corner", "router") or i in front:
                 ax.annotate(
                     r["name"], (hx, hy), xytext=(4, 4), textcoords="offset points", fontsize=7
