@@ -328,3 +328,26 @@ def test_registry_knows_each_task_its_file_and_its_prompts(data_dir, tmp_path):
         "truthfulqa_gen",
     ]
     assert evaluation_prompts(tmp_path) == []  # no data files, no prompts
+
+
+def test_alpaca_eval_refusals_lose_whatever_the_judge_says(data_dir):
+    """The local judge rated long refusals of benign instructions above text-davinci-003 (66 of
+    the harmless expert's 100); a refusal scores as a loss unless the reference refuses too, and
+    the judge's own figure stays beside it."""
+    from trinityx.eval.tasks.alpaca_eval import read_alpaca_eval, refusals_lose, score
+
+    items = read_alpaca_eval(data_dir)
+    refusal = "I cannot provide information on that. " * 20  # longer: FakeJudge prefers it
+    outs = [refusal] + ["Answer: " + i.instruction * 20 for i in items[1:]]
+    metrics, records = score(items, outs, _ctx(data_dir))
+    n = len(items)
+    assert metrics["judge_win_rate"] == pytest.approx(100.0)
+    assert metrics["win_rate"] == pytest.approx(100 * (n - 1) / n)
+    assert metrics["refusals_judged_wins"] == 1
+    assert records[0]["preference"] == 1.0 and records[0]["judge_preference"] == 2.0
+    # the reference refusing too: the judge decides; no judgement (None) stays None
+    assert refusals_lose([2.0, None], [refusal, refusal], ["I'm sorry, I can't help.", "Sure"]) == [
+        2.0,
+        1.0,
+    ]
+    assert refusals_lose([None], ["Fine."], ["Sure"]) == [None]
