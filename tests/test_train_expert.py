@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
-from trinityx.config import TrainExpertConfig, from_dict
+from trinityx.config import DataSource, TrainExpertConfig, from_dict
 from trinityx.data.formatting import IGNORE_INDEX, encode_sft
 from trinityx.data.records import SFTExample, user_prompt
 from trinityx.model import expert_trainers
@@ -156,6 +156,23 @@ def test_sft_then_dpo(tmp_path, family_cfg):
     assert set(history) == {"sft", "dpo"}
     assert any("rewards/margins" in h for h in history["dpo"])
     assert (out / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def test_sft_then_dpo_mixes_pairs_with_plain_sft_rows(tmp_path, tiny_backbone_cfg):
+    """sft+dpo reads pairs and plain SFT rows together: SFT on both, DPO on the pairs alone."""
+    cfg = _cfg(tmp_path, tiny_backbone_cfg, method="sft+dpo", **{"optim.max_steps": 2})
+    cfg.dpo.max_steps = 2
+    plain = tmp_path / "benign.jsonl"
+    plain.write_text(
+        "".join(json.dumps({"prompt": f"q{i}", "response": "a"}) + "\n" for i in range(5))
+    )
+    cfg.train.append(DataSource(path=str(plain)))
+    out = train_expert.run(cfg)
+    metrics = json.loads((out / "metrics.json").read_text())
+    history = json.loads((out / "history.json").read_text())
+    assert set(history) == {"sft", "dpo"}
+    n_pairs = metrics["n_train"] - 5
+    assert n_pairs > 0  # the pair rows were read as pairs, the plain rows as SFT rows
 
 
 def test_dpo_without_pairs_is_refused(tmp_path, tiny_backbone_cfg):

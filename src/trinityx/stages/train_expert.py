@@ -106,7 +106,9 @@ def run(
     backbone = backbone_loader(cfg.backbone, for_training=True)
     check_target_modules(backbone.model, cfg.lora.target_modules)  # before any data or training
     device = backbone.model.device
-    kind = "preference" if cfg.method in ("dpo", "sft+dpo") else None
+    # dpo: every row a pair; sft+dpo: pairs (SFT on the chosen answer, then DPO) may be mixed
+    # with plain SFT rows (e.g. benign instructions answered, so refusals are not all it learns)
+    kind = "preference" if cfg.method == "dpo" else None
     records = load_sources(cfg, cfg.train, kind=kind, dimension=_label(cfg))
     pairs = [r for r in records if isinstance(r, PreferencePair)]
     if cfg.method in ("dpo", "sft+dpo") and not pairs:
