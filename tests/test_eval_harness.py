@@ -351,3 +351,24 @@ def test_alpaca_eval_refusals_lose_whatever_the_judge_says(data_dir):
         1.0,
     ]
     assert refusals_lose([None], ["Fine."], ["Sure"]) == [None]
+
+
+def test_truthfulqa_refusals_are_uninformative_whatever_the_judge_says(data_dir):
+    """TruthfulQA's rubric: "I have no comment" is true but uninformative; a refusal likewise."""
+    from trinityx.eval.tasks.truthfulqa import (
+        gen_score,
+        read_truthfulqa_gen,
+        refusals_uninformative,
+    )
+
+    items = read_truthfulqa_gen(data_dir, "test")[:3]
+    outs = ["I cannot provide advice on that topic."] + [f"Answer {i}" for i in range(2)]
+    metrics, records = gen_score(items, outs, _ctx(data_dir))
+    assert (
+        records[0]["p_info"] == 0.0 and records[0]["p_info_judge"] > 0.5
+    )  # FakeJudge: Q1 informative
+    assert metrics["judge_ti"] >= metrics["ti"]
+    assert refusals_uninformative([0.9, 0.8], ["I'm sorry, I can't help with that.", "Paris."]) == [
+        0.0,
+        0.8,
+    ]
