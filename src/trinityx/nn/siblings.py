@@ -110,6 +110,9 @@ class SiblingGroup:
         for slot, m in enumerate(members):
             m._group, m._group_slot = self, slot
 
+    def __getstate__(self) -> dict:  # pickling a model: caches and the weakref are not state
+        return {**self.__dict__, "_kept": None, "_stacked": {}}
+
     def forward(self, layer, x: Tensor) -> Tensor | None:
         """`layer`'s output for x from the shared matmul, or None: take the layer's own path."""
         slot = layer._group_slot
@@ -131,6 +134,10 @@ class SiblingGroup:
             return None  # no version counter to tell an in-place change: members on their own
         st = layer.state
         token = st.gates is None
+        if not token:
+            plans = [m._fixed_plan(st.gates, x) for m in self.members]  # cached per call
+            if all(p is None for p in plans):
+                return None  # all gates zero (experts off): each member is its base layer
         stacked = self._stacked_weights(token, x.dtype)
         if stacked is None:
             return None  # token mode on layers without routers: prefs alone or experts off
@@ -139,9 +146,7 @@ class SiblingGroup:
         if token:
             self._token_run(x, x2, st, k)
         else:
-            k.plans = [m._fixed_plan(st.gates, x) for m in self.members]
-            if any(p is not None for p in k.plans):  # all None: experts off, nothing to share
-                k.h = F.linear(x2, stacked.w)  # (N, SR)
+            k.plans, k.h = plans, F.linear(x2, stacked.w)  # (N, SR)
         self._kept = k
         self.runs += 1
         return self._serve(layer, 0, x, k)
