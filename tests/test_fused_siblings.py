@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 from helpers_mocae import GREEDY, PROMPTS, build, make_expert_dirs, max_diff
 from torch.overrides import TorchFunctionMode
 
@@ -25,15 +24,15 @@ def _groups(tx) -> list[SiblingGroup]:
     return list({id(la._group): la._group for la in tx.layers.values() if la._group}.values())
 
 
-class _CountLinear(TorchFunctionMode):
-    """Counts F.linear calls (every A matmul and every base W0 x on the fast path)."""
+class _CountAddmm(TorchFunctionMode):
+    """Counts torch.addmm calls: token mode's A matmuls, x [A; W_r]^T + [0; b_r]."""
 
     def __init__(self) -> None:
         super().__init__()
         self.calls = 0
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        self.calls += func is F.linear
+        self.calls += func is torch.addmm
         return func(*args, **(kwargs or {}))
 
 
@@ -79,6 +78,20 @@ def test_shared_matmul_equals_separate_layers(tiny_backbone_cfg, expert_dirs, ro
         assert max_diff(fused, tx.logits(ids, mask), mask) > 1e-3  # experts really in there
 
 
+def test_explicit_gates_per_row_and_per_token_equal_separate_layers(tiny_backbone_cfg, expert_dirs):
+    tx = build(tiny_backbone_cfg, expert_dirs, "token", router_init_std=1.0)
+    ids, mask = tx.encode(PROMPTS)
+    g = torch.Generator().manual_seed(3)
+    for gates in (torch.rand(2, 3, generator=g), torch.randn(*ids.shape, 3, generator=g)):
+        group_siblings(tx.layers)
+        with torch.no_grad():
+            fused = tx.logits(ids, mask, gates=gates)
+            assert all(grp.runs == 1 for grp in _groups(tx))
+            ungroup(tx.layers)
+            separate = tx.logits(ids, mask, gates=gates)
+        assert max_diff(fused, separate, mask) <= 1e-5
+
+
 def test_token_records_and_calibration_follow_the_separate_layers(family_cfg, tmp_path):
     """Router logits recorded per layer in call order; a calibration set after the stacked
     weights were built rebuilds them. Both backbone families, in float64: the same math, not
@@ -106,18 +119,19 @@ def test_token_records_and_calibration_follow_the_separate_layers(family_cfg, tm
 
 
 def test_the_shared_matmul_replaces_the_siblings_a_matmuls(tiny_backbone_cfg, expert_dirs):
-    """One forward: each group runs once and serves its other members; F.linear runs
-    sum(S - 1) times fewer than with every layer on its own."""
+    """One forward: each group runs once and serves its other members; sum(S - 1) A matmuls
+    fewer than with every layer on its own."""
     tx = build(tiny_backbone_cfg, expert_dirs, "token", router_init_std=1.0)
     ids, mask = tx.encode(PROMPTS)
     groups = _groups(tx)
-    with torch.no_grad(), _CountLinear() as fused:
+    with torch.no_grad(), _CountAddmm() as fused:
         tx.logits(ids, mask)
     assert [g.runs for g in groups] == [1] * len(groups)
     assert [g.hits for g in groups] == [len(g.members) - 1 for g in groups]
     ungroup(tx.layers)
-    with torch.no_grad(), _CountLinear() as separate:
+    with torch.no_grad(), _CountAddmm() as separate:
         tx.logits(ids, mask)
+    assert separate.calls == len(tx.layers)  # one A matmul per layer
     assert separate.calls - fused.calls == sum(len(g.members) - 1 for g in groups)
 
 

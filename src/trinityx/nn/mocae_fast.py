@@ -48,8 +48,8 @@ class FastPathMixin:
         if st.gates is None:
             if self._buffers["router_bias"] is None:  # no router: prefs alone, or experts off
                 return y.view(*x.shape[:-1], -1) if st.prefs is None else self._graph_forward(x)
-            w, b, bt, expand = self._token_weights(x.dtype)
-            h = F.linear(x2, w, b)  # (N, R + K), router bias included
+            wt, b, bt, expand = self._token_weights(x.dtype)
+            h = torch.addmm(b, x2, wt)  # (N, R + K), router bias included (F.linear's op)
             z = h.narrow(1, R, h.shape[1] - R)  # (N, K) calibrated router logits
             if st.record:
                 st.records.append(z.clone().view(*x.shape[:-1], -1))  # a view would keep h
@@ -69,8 +69,8 @@ class FastPathMixin:
             plan = self._fixed_plan(st.gates, x)
             if plan is None:
                 return y.view(*x.shape[:-1], -1)  # all gates zero: exactly the base layer
-            a, g_r, bt = plan
-            hg = F.linear(x2, a)  # (N, R)
+            at, g_r, bt = plan
+            hg = torch.mm(x2, at)  # (N, R)
             if g_r is not None:  # distinct gates per batch row: (B, 1, R) against (B, T, R)
                 hg.view(*x.shape[:-1], R).mul_(broadcast_gates(g_r, x.dim()))
         y.addmm_(hg, bt)
@@ -107,11 +107,12 @@ class FastPathMixin:
         return a[self._R :] * s[:, None], rb.to(a.dtype) * s + self.gate_bias.to(a.dtype)
 
     def _token_weights(self, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """[A; s (.) W_r] (R+K, d_in), [0; s (.) b_r + c] (R+K,), B^T (R, d_out), one-hot E (K, R).
+        """[A; s (.) W_r]^T (d_in, R+K), [0; s (.) b_r + c] (R+K,), B^T (R, d_out), one-hot E (K, R).
 
         The layer's gate calibration z' = z * s + c is folded into the router rows, so the
-        calibrated logits come out of the A matmul at no extra cost. Cached until a buffer is
-        replaced (add_expert, attach_router, set_gate_calibration, .to) or changed in place
+        calibrated logits come out of the A matmul at no extra cost. The rows are kept as a
+        transposed view, so the A matmul is one addmm (F.linear adds a transpose op per call).
+        Cached until a buffer is replaced (add_expert, attach_router, set_gate_calibration, .to) or changed in place
         (load_state_dict bumps the version counters).
         """
         c, (key, held) = self._cache, self._token_key()
@@ -122,12 +123,12 @@ class FastPathMixin:
             bias = torch.cat([a.new_zeros(R), b_r])  # (R + K,)
             expand = F.one_hot(self.rank_to_expert, self.num_experts).T.to(dtype)  # (K, R)
             bt = held[2].to(dtype).t()  # (R, d_out)
-            weights = (rows.to(dtype), bias.to(dtype), bt, expand.contiguous())
+            weights = (rows.to(dtype).t(), bias.to(dtype), bt, expand.contiguous())
             self._cache = c = (key, dtype, weights, held)
         return c[2]
 
     def _fixed_plan(self, gates: Tensor, x: Tensor) -> tuple | None:
-        """(A_R, g_r or None, B_g^T) for fixed gates, or None when every gate is zero.
+        """(A_R^T, g_r or None, B_g^T) for fixed gates, or None when every gate is zero.
 
         (K,) gates, or (B, K) with identical rows: g folded into B once per call,
         B_g = B diag(g_r) (d_out, R) and g_r = None. Distinct rows: g_r (B, R) multiplies h per
@@ -140,7 +141,7 @@ class FastPathMixin:
         assert gates.shape[-1] == self.num_experts, f"gates {tuple(gates.shape)} vs K experts"
         R, bm = self._R, self.lora_B_cat
         g_r = gates.to(device=x.device, dtype=torch.float32).index_select(-1, self.rank_to_expert)
-        a = self.lora_A_cat[:R].to(x.dtype)  # (R, d_in), a view for same-dtype models
+        a = self.lora_A_cat[:R].to(x.dtype).t()  # (d_in, R), a view for same-dtype models
         plan: tuple | None
         if not bool(g_r.any()):
             plan = None

@@ -37,13 +37,13 @@ SIBLINGS = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))
 class _Stacked:
     """The members' weights stacked for one mode and dtype; `key` tells when to rebuild.
 
-    w: [A_1; ...; A_S] (SR, d_in), in token mode with the router rows s (.) W_r of every member
-    below (SR + S K, d_in) and the bias b = [0; s (.) b_r + c] (SR + S K,); expand: the
+    wt: [A_1; ...; A_S]^T (d_in, SR), in token mode with the router rows s (.) W_r of every
+    member below the A rows (d_in, SR + S K) and the bias b = [0; s (.) b_r + c]; expand: the
     block-diagonal one-hot (S K, SR) taking member s's gates to its ranks; bts: [B_s^T];
     spans: member s's columns (offset, R_s) of h.
     """
 
-    __slots__ = ("key", "held", "w", "b", "expand", "bts", "spans", "SR", "K")
+    __slots__ = ("key", "held", "wt", "b", "expand", "bts", "spans", "SR", "K")
 
     def __init__(self, members: list, key: list, held: list, dtype: torch.dtype, token: bool):
         self.key, self.held = key, held  # held: the buffers keyed by id, kept alive
@@ -63,7 +63,7 @@ class _Stacked:
             for s, (m, (o, r)) in enumerate(zip(members, self.spans, strict=True)):
                 self.expand[s * K : (s + 1) * K, o : o + r] = F.one_hot(m.rank_to_expert, K).T
             self.bts = [m.lora_B_cat.to(dtype).t() for m in members]  # [(R_s, d_out)]
-        self.w = torch.cat(a, 0).to(dtype)
+        self.wt = torch.cat(a, 0).to(dtype).t()  # a view: one addmm / mm per call
 
 
 class _Kept:
@@ -126,7 +126,7 @@ class SiblingGroup:
         if k.left == 0:
             self._kept = None  # all served: drop h
         self.hits += 1
-        return self._serve(layer, slot, x, k)
+        return self._serve(layer, slot, x, x.reshape(-1, x.shape[-1]), k)
 
     def _lead(self, layer, x: Tensor) -> Tensor | None:
         self._kept = None
@@ -146,16 +146,16 @@ class SiblingGroup:
         if token:
             self._token_run(x, x2, st, k)
         else:
-            k.plans, k.h = plans, F.linear(x2, stacked.w)  # (N, SR)
+            k.plans, k.h = plans, torch.mm(x2, stacked.wt)  # (N, SR)
         self._kept = k
         self.runs += 1
-        return self._serve(layer, 0, x, k)
+        return self._serve(layer, 0, x, x2, k)
 
     def _token_run(self, x: Tensor, x2: Tensor, st, k: _Kept) -> None:
         """h, the raw router logits z and the gated rank activations hg of every member."""
         sw = k.stacked
         SR, K, S = sw.SR, sw.K, len(self.members)
-        h = F.linear(x2, sw.w, sw.b)  # (N, SR + S K), router biases included
+        h = torch.addmm(sw.b, x2, sw.wt)  # (N, SR + S K), router biases included
         k.z = z = h.narrow(1, SR, S * K)  # (N, S K) calibrated router logits, member by member
         if st.temperature != 1.0:
             z = z / st.temperature
@@ -169,9 +169,9 @@ class SiblingGroup:
             gates = combine_gates(gates, st.prefs, st.pref_mode, st.top_k)
         k.hg = h.narrow(1, 0, SR) * torch.mm(gates.reshape(-1, S * K), sw.expand)  # (N, SR)
 
-    def _serve(self, layer, slot: int, x: Tensor, k: _Kept) -> Tensor:
+    def _serve(self, layer, slot: int, x: Tensor, x2: Tensor, k: _Kept) -> Tensor:
         """y_s = W0_s x + hg_s B_s^T from member `slot`'s columns of the kept result."""
-        y = layer._base_rows(x.reshape(-1, x.shape[-1]))  # (N, d_out)
+        y = layer._base_rows(x2)  # (N, d_out)
         off, r = k.stacked.spans[slot]
         if k.plans is None:  # token mode
             y.addmm_(k.hg.narrow(1, off, r), k.stacked.bts[slot])
