@@ -69,6 +69,7 @@ def test_bench_end_to_end_all_systems(cache_dir, tmp_path):
         "sequence_vs_merged",
         "sequence_folded_vs_unfolded",
         "token_onehot_vs_merged_onehot",
+        "token_siblings_shared_vs_separate",
         "base_vs_experts_off",
     }
     assert all(c["identical"] for c in checks.values()), checks
@@ -181,3 +182,15 @@ def test_unfolded_sequence_system_is_opt_in_and_agrees(cache_dir, tmp_path):
     assert list(rows) == names.split(",") and all(r["available"] for r in rows.values())
     assert "fold=False" in rows["trinityx-sequence-unfolded"]["note"]
     assert report["checks"]["sequence_folded_vs_unfolded"]["identical"]
+
+
+def test_separate_token_system_is_opt_in_and_unshared(cache_dir, tmp_path):
+    """Token routing without sibling sharing can be timed beside the default (--systems)."""
+    names = "base,trinityx-token,trinityx-token-separate"
+    report = run_bench(
+        _args(cache_dir, tmp_path / "b", "--no-memory", "--systems", names, "--new-tokens", "9")
+    )
+    rows = report["systems"]
+    assert list(rows) == names.split(",") and all(r["available"] for r in rows.values())
+    assert "siblings unshared" in rows["trinityx-token-separate"]["note"]
+    assert report["checks"]["token_siblings_shared_vs_separate"]["identical"]

@@ -8,6 +8,8 @@ same greedy tokens, or a speed-up would be a silent change of behaviour.
 * base vs experts off: the token-routed model with all gates 0 against the bare backbone.
 * sequence folded vs unfolded: sequence routing with the shared gates folded into W0 for the
   call (`model/folding.py`, what `generate` does by default) against the fused MoCaE path.
+* token siblings shared vs separate: token routing with q/k/v and gate/up sharing one A matmul
+  (`nn/siblings.py`, the default) against every layer on its own.
 
 Float rounding differs between the fused and the merged paths, so "identical" is asserted on
 greedy tokens (what a user sees), with the first differing position reported otherwise.
@@ -40,6 +42,18 @@ def _hf_tokens(model, ids: Tensor, n: int, pad: int | None) -> Tensor:
         pad_token_id=pad,
     )
     return out[:, ids.shape[1] :]
+
+
+def _separate_tokens(system: System, ids: Tensor, mask: Tensor, n: int) -> Tensor:
+    """The token-routed system's tokens with every MoCaE layer on its own path, regrouped after."""
+    from trinityx.nn.siblings import group_siblings, ungroup
+
+    layers = system.handle.layers
+    ungroup(layers)
+    try:
+        return system.generate(ids, mask, n)
+    finally:
+        group_siblings(layers)
 
 
 @torch.no_grad()
@@ -95,6 +109,11 @@ def run_checks(systems: dict[str, System], spec: BenchSpec, ids: Tensor, n: int)
             _hf_tokens(merged, ids, n, pad),
         )
         del merged
+        out["token_siblings_shared_vs_separate"] = _compare(
+            "trinityx-token with q/k/v and gate/up sharing one A matmul vs each layer alone",
+            systems["trinityx-token"].generate(ids, mask, n),
+            _separate_tokens(systems["trinityx-token"], ids, mask, n),
+        )
         with tx.experts_off():
             off = _hf_tokens(tx.model, ids, n, pad)
         if "base" in systems:

@@ -31,8 +31,9 @@ SYSTEMS = (
     "xlora",
     "ensemble",
 )
-# measured only when asked for (--systems): the fused path that folding replaces (issue 15)
-EXTRA_SYSTEMS = ("trinityx-sequence-unfolded",)
+# measured only when asked for (--systems), issue 15: the fused path that folding replaces, and
+# token routing with every layer on its own A matmul (no sibling sharing, nn/siblings.py)
+EXTRA_SYSTEMS = ("trinityx-sequence-unfolded", "trinityx-token-separate")
 
 
 @dataclass
@@ -114,6 +115,14 @@ def build_system(name: str, spec: BenchSpec) -> System:
         return _tx_system(name, _trinityx(spec, "sequence"))
     if name == "trinityx-sequence-unfolded":
         return _tx_system(name, _trinityx(spec, "sequence"), fold=False)
+    if name == "trinityx-token-separate":
+        from trinityx.nn.siblings import ungroup
+
+        tx = _trinityx(spec, "token")
+        ungroup(tx.layers)
+        system = _tx_system(name, tx)
+        system.note += ", siblings unshared"
+        return system
     if name == "trinityx-merged":
         from trinityx.model.export import merged_state
 

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from trinityx.model.artifacts import ArtifactError, read_manifest, write_json
 from trinityx.nn.mocae import MoCaELinear, RoutingState
+from trinityx.nn.siblings import group_siblings
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -210,7 +211,8 @@ def inject_mocae(
     Experts are added in `experts` order; one that does not target a module gets rank 0 there
     (A (0, d_in), B (d_out, 0), s 0), so gate k is the same expert everywhere. Everything is
     validated before the first module is swapped, so an error leaves `model` untouched.
-    Returns module name -> layer, in the model's module order.
+    Layers that read one input (q/k/v, gate/up of a block) are grouped to share their LoRA A
+    matmul at inference (nn/siblings.py). Returns module name -> layer, in module order.
     """
     wanted = {m for ew in experts.values() for m in ew.modules}
     named = dict(model.named_modules())
@@ -260,6 +262,7 @@ def inject_mocae(
                 layer.add_expert(ename, lo.lora_A, lo.lora_B, lo.scale)
         model.set_submodule(mod, layer)
         layers[mod] = layer
+    group_siblings(layers)
     return layers
 
 

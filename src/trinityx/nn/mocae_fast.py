@@ -6,7 +6,8 @@ this path (taken under no_grad, without autocast and with a frozen router) keeps
 expands gates to ranks with one tiny matmul against a cached one-hot E (K, R) instead of a
 gather; folds fixed gates into B once per call (B diag(g_r), cached in `RoutingState.cache`),
 so a decode step is base + one rank-R LoRA; accumulates into the base output with an in-place
-addmm; and never casts buffers per call (dtype-cast copies are cached).
+addmm; and never casts buffers per call (dtype-cast copies are cached). Sibling layers that read
+one input (q/k/v, gate/up) share their A matmul through a `SiblingGroup` (siblings.py).
 Pure torch: no transformers, no I/O.
 """
 
@@ -22,6 +23,9 @@ from .router import broadcast_gates, combine_gates
 class FastPathMixin:
     """`_fast_forward` and its caches; needs MoCaELinear's buffers, `state`, `_R`, `_cache`."""
 
+    _group = None  # the layer's SiblingGroup (siblings.py), set by `group_siblings`
+    _group_slot = 0  # its index in the group; 0 is the leader, which runs the shared matmul
+
     def _fast_forward(self, x: Tensor) -> Tensor:
         """Inference path: the same math in fewer kernel launches, no per-call casts or gathers.
 
@@ -32,17 +36,20 @@ class FastPathMixin:
         is the base matmul plus one rank-R LoRA. Small ops dominate a one-token decode step on
         CPU, so every avoided launch counts.
         """
-        st, base = self.state, self.base_layer
-        R = self._R
+        if self._group is not None:
+            y = self._group.forward(self, x)  # served from the group's shared A matmul
+            if y is not None:
+                return y
+        st, R = self.state, self._R
         if R == 0:
-            return base(x)
+            return self.base_layer(x)
         x2 = x.reshape(-1, x.shape[-1])  # (N, d_in)
-        y = F.linear(x2, base.weight, base.bias) if self._plain_base else base(x2)  # (N, d_out)
+        y = self._base_rows(x2)  # (N, d_out)
         if st.gates is None:
-            if self.router_bias is None:  # no router: prefs alone, or experts off
+            if self._buffers["router_bias"] is None:  # no router: prefs alone, or experts off
                 return y.view(*x.shape[:-1], -1) if st.prefs is None else self._graph_forward(x)
-            w, b, bt, expand = self._token_weights(x.dtype)
-            h = F.linear(x2, w, b)  # (N, R + K), router bias included
+            wt, b, bt, expand = self._token_weights(x.dtype)
+            h = torch.addmm(b, x2, wt)  # (N, R + K), router bias included (F.linear's op)
             z = h.narrow(1, R, h.shape[1] - R)  # (N, K) calibrated router logits
             if st.record:
                 st.records.append(z.clone().view(*x.shape[:-1], -1))  # a view would keep h
@@ -62,42 +69,66 @@ class FastPathMixin:
             plan = self._fixed_plan(st.gates, x)
             if plan is None:
                 return y.view(*x.shape[:-1], -1)  # all gates zero: exactly the base layer
-            a, g_r, bt = plan
-            hg = F.linear(x2, a)  # (N, R)
+            at, g_r, bt = plan
+            hg = torch.mm(x2, at)  # (N, R)
             if g_r is not None:  # distinct gates per batch row: (B, 1, R) against (B, T, R)
                 hg.view(*x.shape[:-1], R).mul_(broadcast_gates(g_r, x.dim()))
         y.addmm_(hg, bt)
         return y.view(*x.shape[:-1], -1)
 
+    def _base_rows(self, x2: Tensor) -> Tensor:
+        """W0 x + b0 on rows x2 (N, d_in) -> (N, d_out); F.linear directly for a plain nn.Linear.
+
+        Reads the module dicts directly: nn.Module.__getattr__ costs ~0.5 us a lookup, three
+        per layer and decode step.
+        """
+        base = self._modules["base_layer"]
+        if self._plain_base:
+            p = base._parameters
+            return F.linear(x2, p["weight"], p["bias"])
+        return base(x2)
+
+    def _token_key(self) -> tuple[tuple, tuple]:
+        """(ids and summed version, the tensors) of the buffers token-mode weights are built from.
+
+        A cache holding the tensors can compare keys as plain ints: a held tensor's id is not
+        reused, and load_state_dict's in-place copies bump the versions.
+        """
+        b = self._buffers  # direct: a decode step reads these on every call
+        a, rb, bm = b["lora_A_cat"], b["router_bias"], b["lora_B_cat"]
+        gs, gb = b["gate_scale"], b["gate_bias"]
+        v = a._version + rb._version + bm._version + gs._version + gb._version
+        return (id(a), id(rb), id(bm), id(gs), id(gb), v), (a, rb, bm, gs, gb)
+
+    def _router_rows(self) -> tuple[Tensor, Tensor]:
+        """s (.) W_r (K, d_in) and s (.) b_r + c (K,): the calibration z' = z s + c folded in."""
+        a, rb = self.lora_A_cat, self.router_bias
+        s = self.gate_scale.to(a.dtype)
+        return a[self._R :] * s[:, None], rb.to(a.dtype) * s + self.gate_bias.to(a.dtype)
+
     def _token_weights(self, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """[A; s (.) W_r] (R+K, d_in), [0; s (.) b_r + c] (R+K,), B^T (R, d_out), one-hot E (K, R).
+        """[A; s (.) W_r]^T (d_in, R+K), [0; s (.) b_r + c] (R+K,), B^T (R, d_out), one-hot E (K, R).
 
         The layer's gate calibration z' = z * s + c is folded into the router rows, so the
-        calibrated logits come out of the A matmul at no extra cost. Cached until a buffer is
-        replaced (add_expert, attach_router, set_gate_calibration, .to) or changed in place
+        calibrated logits come out of the A matmul at no extra cost. The rows are kept as a
+        transposed view, so the A matmul is one addmm (F.linear adds a transpose op per call).
+        Cached until a buffer is replaced (add_expert, attach_router, set_gate_calibration, .to) or changed in place
         (load_state_dict bumps the version counters).
         """
-        a, rb, bm = self.lora_A_cat, self.router_bias, self.lora_B_cat
-        gs, gb = self.gate_scale, self.gate_bias
-        c = self._cache
-        version = a._version + rb._version + bm._version + gs._version + gb._version
-        key = (a, rb, bm, gs, gb)
-        if c is None or not (
-            all(x is y for x, y in zip(c[0], key, strict=True))
-            and c[1] == version
-            and c[2] == dtype
-        ):
-            R = self._R
-            s = gs.to(a.dtype)
-            rows = torch.cat([a[:R], a[R:] * s[:, None]], 0)  # (R + K, d_in)
-            bias = torch.cat([a.new_zeros(R), rb.to(a.dtype) * s + gb.to(a.dtype)])  # (R + K,)
+        c, (key, held) = self._cache, self._token_key()
+        if c is None or c[0] != key or c[1] is not dtype:
+            R, a = self._R, held[0]
+            w_r, b_r = self._router_rows()
+            rows = torch.cat([a[:R], w_r], 0)  # (R + K, d_in)
+            bias = torch.cat([a.new_zeros(R), b_r])  # (R + K,)
             expand = F.one_hot(self.rank_to_expert, self.num_experts).T.to(dtype)  # (K, R)
-            weights = (rows.to(dtype), bias.to(dtype), bm.to(dtype).t(), expand.contiguous())
-            self._cache = c = (key, version, dtype, weights)
-        return c[3]
+            bt = held[2].to(dtype).t()  # (R, d_out)
+            weights = (rows.to(dtype).t(), bias.to(dtype), bt, expand.contiguous())
+            self._cache = c = (key, dtype, weights, held)
+        return c[2]
 
     def _fixed_plan(self, gates: Tensor, x: Tensor) -> tuple | None:
-        """(A_R, g_r or None, B_g^T) for fixed gates, or None when every gate is zero.
+        """(A_R^T, g_r or None, B_g^T) for fixed gates, or None when every gate is zero.
 
         (K,) gates, or (B, K) with identical rows: g folded into B once per call,
         B_g = B diag(g_r) (d_out, R) and g_r = None. Distinct rows: g_r (B, R) multiplies h per
@@ -110,7 +141,7 @@ class FastPathMixin:
         assert gates.shape[-1] == self.num_experts, f"gates {tuple(gates.shape)} vs K experts"
         R, bm = self._R, self.lora_B_cat
         g_r = gates.to(device=x.device, dtype=torch.float32).index_select(-1, self.rank_to_expert)
-        a = self.lora_A_cat[:R].to(x.dtype)  # (R, d_in), a view for same-dtype models
+        a = self.lora_A_cat[:R].to(x.dtype).t()  # (d_in, R), a view for same-dtype models
         plan: tuple | None
         if not bool(g_r.any()):
             plan = None
