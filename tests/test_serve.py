@@ -313,8 +313,15 @@ def test_disconnect_frees_the_row(server):
     assert httpx.get(url + "/health").json()["status"] == "ok"
 
 
-def test_non_streaming_client_that_gives_up_frees_its_row(server):
+def test_non_streaming_client_that_gives_up_frees_its_row(server, monkeypatch):
     url, scheduler = server
+    step = scheduler._step
+
+    def slow_step():  # 400 tiny-model steps can end in ~0.4 s on a quiet machine: keep the row
+        time.sleep(0.005)  # alive (>= 2 s) well past the client's 0.3 s timeout + 0.2 s poll
+        step()
+
+    monkeypatch.setattr(scheduler, "_step", slow_step)
     before = scheduler.cancelled_rows
     body = {"messages": MSG, "max_tokens": 400, "temperature": 0}  # no EOS: 400 steps
     with pytest.raises(httpx.ReadTimeout):
