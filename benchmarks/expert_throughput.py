@@ -27,6 +27,7 @@ from trinityx.config import BackboneConfig, DataSource, TrainExpertConfig
 from trinityx.data.formatting import collate, encode_sft
 from trinityx.data.loading import load_sources
 from trinityx.model.backbone import load_backbone
+from trinityx.model.expert_trainers import lora_config
 
 
 def _rows(cfg: TrainExpertConfig, tokenizer, n: int) -> list[dict]:
@@ -54,24 +55,12 @@ def lengths(tokenizer) -> dict:
     return out
 
 
-def _lora(cfg: TrainExpertConfig):
-    from peft import LoraConfig
-
-    return LoraConfig(
-        r=cfg.lora.r,
-        lora_alpha=cfg.lora.alpha,
-        lora_dropout=cfg.lora.dropout,
-        target_modules=list(cfg.lora.target_modules),
-        task_type="CAUSAL_LM",
-    )
-
-
 def plain_loop(cfg: TrainExpertConfig, rows: list[dict], bs: int) -> dict:
     """peft model + AdamW + forward/backward/step: the floor a trainer can reach."""
     from peft import get_peft_model
 
     bb = load_backbone(cfg.backbone, for_training=True)
-    model = get_peft_model(bb.model, _lora(cfg))
+    model = get_peft_model(bb.model, lora_config(cfg))
     model.train()
     opt = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad], lr=cfg.optim.learning_rate
@@ -118,7 +107,7 @@ def sft_trainer(cfg: TrainExpertConfig, rows: list[dict], bs: int, steps: int) -
             args=args,
             train_dataset=Dataset.from_list(rows),
             processing_class=bb.tokenizer,
-            peft_config=_lora(cfg),
+            peft_config=lora_config(cfg),
         )
         t0 = time.perf_counter()
         trainer.train()

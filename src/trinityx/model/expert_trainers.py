@@ -111,7 +111,7 @@ def _finish(trainer, work: Path) -> list[dict]:
     return trainer.state.log_history
 
 
-def _lora_config(cfg):
+def lora_config(cfg):
     """The expert's PEFT LoraConfig (SFT and DPO start from the same one)."""
     from peft import LoraConfig
 
@@ -133,7 +133,7 @@ def sft_trainer(
 
     rows = [encode_sft(backbone.tokenizer, ex, cfg.optim.max_length) for ex in train]
     ds = Dataset.from_list(rows)  # group_by_length reads the lengths from input_ids
-    peft_cfg = _lora_config(cfg)
+    peft_cfg = lora_config(cfg)
     args = SFTConfig(
         **_common_args(
             cfg,
@@ -193,7 +193,7 @@ def train_dpo(
     if init_adapter is not None:  # continue the SFT adapter; reference = adapter disabled
         model = PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
     else:
-        peft_cfg = _lora_config(cfg)
+        peft_cfg = lora_config(cfg)
     args = DPOConfig(
         **_common_args(
             cfg,
